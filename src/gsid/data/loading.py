@@ -1,0 +1,401 @@
+"""Read user files (CSV, TSV, JSONL, Parquet) with a column mapping, validate them, and build a
+Dataset. Every error names the file, the row and the fix; nothing is written until all of the
+input has passed (the caller saves the finished Dataset atomically)."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from gsid.data.dataset import Dataset
+from gsid.data.schema import (
+    CATEGORY_SEP,
+    ITEMS,
+    JUDGMENTS_INPUT,
+    LOG_INPUT,
+    QUERIES_INPUT,
+    SPLITS,
+    TableSchema,
+)
+from gsid.data.splits import BucketRule, check_fractions, hash_split
+from gsid.errors import DataValidationError
+from gsid.text.normalize import normalize_text
+
+FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl",
+           ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip
+
+
+@dataclass
+class Source:
+    """One input file and how to read it.
+
+    mapping: gsid column -> column in the file, for the columns whose names differ.
+    fmt: csv | tsv | jsonl | parquet (default: from the file suffix).
+    quoting: "standard" (CSV quoting with doubled quotes) or "none" (tabs/commas never quoted).
+    category_columns: file columns joined into one category path, top level first.
+    attribute_columns: file columns packed into the JSON `attributes` of each item.
+    """
+
+    path: str | os.PathLike
+    mapping: dict[str, str] = field(default_factory=dict)
+    fmt: str | None = None
+    quoting: str = "standard"
+    category_columns: list[str] = field(default_factory=list)
+    attribute_columns: list[str] = field(default_factory=list)
+
+
+def _row_ref(fmt: str, i: int) -> str:
+    """Human reference of 0-based data row i: file lines are 1-based and CSV/TSV have a header."""
+    if fmt in ("csv", "tsv"):
+        return f"row {i + 1} (line {i + 2})"
+    if fmt == "jsonl":
+        return f"row {i + 1} (line {i + 1})"
+    return f"row {i + 1}"
+
+
+def _decode(path: Path) -> str:
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise DataValidationError(
+            f"{path}: line {line} is not valid UTF-8 (byte 0x{data[e.start]:02x} at offset "
+            f"{e.start}). gsid reads UTF-8 only: re-encode the file, e.g. "
+            f"`iconv -f latin1 -t utf-8 {path.name} > fixed.{path.suffix.lstrip('.')}`."
+        ) from None
+
+
+def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
+    """Read a file into a DataFrame of strings; return it with its format."""
+    path = Path(src.path)
+    if not path.is_file():
+        raise DataValidationError(f"{path}: no such file.")
+    fmt = src.fmt or FORMATS.get(path.suffix.lower())
+    if fmt not in ("csv", "tsv", "jsonl", "parquet"):
+        raise DataValidationError(
+            f"{path}: cannot tell the format from suffix {path.suffix!r}; pass fmt= one of "
+            f"csv, tsv, jsonl, parquet (CLI: --format)."
+        )
+    if src.quoting not in ("standard", "none"):
+        raise DataValidationError(f"quoting must be 'standard' or 'none', got {src.quoting!r}")
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            df = pq.read_table(path).to_pandas()
+        except Exception as e:  # pyarrow raises several types for bad files
+            raise DataValidationError(f"{path}: not a readable Parquet file ({e}).") from e
+        for c in df.columns:
+            if df[c].map(lambda v: isinstance(v, bytes)).any():
+                for i, v in enumerate(df[c]):
+                    if isinstance(v, bytes):
+                        try:
+                            df.at[i, c] = v.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise DataValidationError(
+                                f"{path}: {_row_ref(fmt, i)}, column {c!r} is not valid UTF-8; "
+                                f"store text columns as UTF-8 strings."
+                            ) from None
+        return df, fmt
+    text = _decode(path)
+    if fmt == "jsonl":
+        rows = []
+        for i, line in enumerate(text.splitlines()):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise DataValidationError(f"{path}: line {i + 1} is not valid JSON ({e.msg}).") from None
+            if not isinstance(obj, dict):
+                raise DataValidationError(f"{path}: line {i + 1} must be a JSON object, got {type(obj).__name__}.")
+            rows.append(obj)
+        return pd.DataFrame(rows), fmt
+    try:
+        df = pd.read_csv(
+            io.StringIO(text),
+            sep="," if fmt == "csv" else "\t",
+            dtype=str,
+            keep_default_na=False,
+            quoting=csv.QUOTE_NONE if src.quoting == "none" else csv.QUOTE_MINIMAL,
+        )
+    except (pd.errors.ParserError, csv.Error) as e:
+        raise DataValidationError(
+            f"{path}: cannot parse as {fmt.upper()} ({e}). Check the delimiter and quoting "
+            f"(quoting='none' for files whose fields are never quoted)."
+        ) from None
+    return df, fmt
+
+
+def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
+    """Read, rename by the mapping and validate one input table against its schema."""
+    df, fmt = read_raw(src)
+    path = Path(src.path)
+    unknown_targets = set(src.mapping) - set(schema.columns)
+    if unknown_targets:
+        raise DataValidationError(
+            f"{path}: the column mapping names {sorted(unknown_targets)}, which a {schema.name} "
+            f"does not have; valid gsid columns are {list(schema.columns)}."
+        )
+    cols = {}
+    for ours in schema.columns:
+        theirs = src.mapping.get(ours, ours)
+        if theirs in df.columns:
+            cols[ours] = df[theirs]
+        elif ours in schema.required and not (ours == "item_id" and False):
+            close = difflib.get_close_matches(theirs, [str(c) for c in df.columns], n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise DataValidationError(
+                f"{path}: the {schema.name} needs column {theirs!r} (gsid column {ours!r}) but "
+                f"the file has {list(map(str, df.columns))}.{hint} Map it with "
+                f"{ours}=<your column> (CLI: --map {ours}=<your column>)."
+            )
+    for extra in src.category_columns + src.attribute_columns:
+        if extra not in df.columns:
+            raise DataValidationError(
+                f"{path}: column {extra!r} named for category/attributes is not in the file; "
+                f"the file has {list(map(str, df.columns))}."
+            )
+    out = pd.DataFrame(cols)
+    for c in out.columns:
+        if c in schema.numeric:
+            continue
+        out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).str.strip()
+    for c in schema.nonempty_text:
+        if c not in out.columns:
+            continue
+        empty = (out[c] == "").to_numpy()
+        if empty.any():
+            rows = np.flatnonzero(empty)
+            raise DataValidationError(
+                f"{path}: {_row_ref(fmt, int(rows[0]))} has an empty {c!r} ({len(rows)} such rows"
+                f"{', first ' + str([int(r) + 1 for r in rows[:5]]) if len(rows) > 1 else ''}). "
+                f"Every {schema.name} row needs a non-empty {c}: fill it in or drop the row."
+            )
+    for c in schema.numeric:
+        if c not in out.columns:
+            continue
+        raw = out[c]
+        num = pd.to_numeric(raw, errors="coerce")
+        bad = num.isna() & raw.map(lambda v: v is not None and str(v).strip() != "")
+        if bad.any():
+            i = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataValidationError(
+                f"{path}: {_row_ref(fmt, i)} has {c}={raw.iloc[i]!r}, which is not a number."
+            )
+        out[c] = num.astype("float64")
+    if src.category_columns:
+        parts = df[src.category_columns].astype(str).map(str.strip)
+        out["category"] = [CATEGORY_SEP.join(p for p in row if p) for row in parts.itertuples(index=False)]
+    if src.attribute_columns:
+        attrs = df[src.attribute_columns].astype(str)
+        out["attributes"] = [
+            json.dumps({k: v for k, v in zip(src.attribute_columns, row, strict=True) if v.strip()}, ensure_ascii=False)
+            for row in attrs.itertuples(index=False)
+        ]
+    if "attributes" in out.columns:
+        for i, a in enumerate(out["attributes"]):
+            if a and not isinstance(_try_json(a), dict):
+                raise DataValidationError(
+                    f"{path}: {_row_ref(fmt, i)} has attributes {a[:60]!r}, which is not a JSON "
+                    f"object; write attributes as {{\"name\": \"value\", ...}}."
+                )
+    out.attrs["fmt"] = fmt
+    out.attrs["path"] = str(path)
+    return out
+
+
+def _try_json(s: str):
+    try:
+        return json.loads(s)
+    except json.JSONDecodeError:
+        return None
+
+
+def _check_unique(df: pd.DataFrame, col: str, what: str) -> None:
+    dup = df[col].duplicated(keep=False).to_numpy()
+    if dup.any():
+        rows = np.flatnonzero(dup)
+        value = df[col].iloc[rows[0]]
+        same = [int(r) for r in rows if df[col].iloc[r] == value][:5]
+        raise DataValidationError(
+            f"{df.attrs.get('path', what)}: duplicate {col} {value!r} at "
+            f"{', '.join(_row_ref(df.attrs.get('fmt', ''), r) for r in same)} "
+            f"({int(dup.sum())} rows share an id with another). Each {what} needs a unique "
+            f"{col}: drop or merge the duplicates."
+        )
+
+
+def _check_known_items(df: pd.DataFrame, known: set[str], what: str) -> None:
+    bad = ~df["item_id"].isin(known).to_numpy()
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        raise DataValidationError(
+            f"{df.attrs.get('path', what)}: {_row_ref(df.attrs.get('fmt', ''), i)} of the {what} "
+            f"names item {df['item_id'].iloc[i]!r}, which is not in the catalogue "
+            f"({int(bad.sum())} such rows). Add the item to the catalogue or drop those rows."
+        )
+
+
+def build_dataset(
+    items: Source,
+    log: Source | None = None,
+    judgments: Source | None = None,
+    queries: Source | None = None,
+    *,
+    name: str = "dataset",
+    relevance_threshold: float = 1.0,
+    split_fractions: tuple[float, float, float] = (0.8, 0.1, 0.1),
+    seed: int = 0,
+    bucket_rule: BucketRule | None = None,
+    frequency_from: str = "auto",
+    info: dict | None = None,
+) -> Dataset:
+    """Read and validate the input files and assemble a Dataset (in memory; call `.save`).
+
+    Splits come from a `split` column (queries file, log or judgments) when present and
+    otherwise from a seeded hash of the normalised query string. frequency_from: "log", "judgments",
+    "queries" or "auto" (queries file column, else log weights, else judgment counts).
+    """
+    fractions = check_fractions(split_fractions)
+    item_df = read_table(items, ITEMS)
+    _check_unique(item_df, "item_id", "catalogue item")
+    known = set(item_df["item_id"])
+
+    q_df = read_table(queries, QUERIES_INPUT) if queries else None
+    if q_df is not None:
+        _check_unique(q_df, "query_id", "query")
+    log_df = read_table(log, LOG_INPUT) if log else None
+    j_df = read_table(judgments, JUDGMENTS_INPUT) if judgments else None
+    for df, what in ((log_df, "query log"), (j_df, "judgments")):
+        if df is not None:
+            _check_known_items(df, known, what)
+
+    # ---- one query table keyed by normalised text
+    by_norm: dict[str, dict] = {}
+    by_id: dict[str, str] = {}
+
+    def add(qtext: str, qid: str | None, split: str, where: str) -> str:
+        norm = normalize_text(qtext)
+        if not norm:
+            raise DataValidationError(f"{where}: the query is empty after normalisation; drop the row.")
+        rec = by_norm.get(norm)
+        if rec is None:
+            rec = {"query_id": qid or f"q{len(by_norm)}", "query": qtext.strip(), "split": split}
+            if rec["query_id"] in by_id:
+                rec["query_id"] = f"q{len(by_norm)}-{norm[:8]}"
+            by_norm[norm] = rec
+            by_id[rec["query_id"]] = norm
+        elif split and rec["split"] and split != rec["split"]:
+            raise DataValidationError(
+                f"{where}: query {qtext!r} is in split {split!r} but also in {rec['split']!r}; a "
+                f"query string must sit in one split only (splits are per normalised query)."
+            )
+        elif split and not rec["split"]:
+            rec["split"] = split
+        return rec["query_id"]
+
+    def check_split(df: pd.DataFrame, i: int) -> str:
+        s = df["split"].iloc[i] if "split" in df.columns else ""
+        if s and s not in SPLITS:
+            raise DataValidationError(
+                f"{df.attrs['path']}: {_row_ref(df.attrs['fmt'], i)} has split {s!r}; allowed: {list(SPLITS)}."
+            )
+        return s
+
+    if q_df is not None:
+        for i, (qid, qt) in enumerate(zip(q_df["query_id"], q_df["query"], strict=True)):
+            add(qt, qid, check_split(q_df, i), f"{q_df.attrs['path']}: {_row_ref(q_df.attrs['fmt'], i)}")
+    log_qids: list[str] = []
+    if log_df is not None:
+        for i, qt in enumerate(log_df["query"]):
+            log_qids.append(add(qt, None, check_split(log_df, i), f"{log_df.attrs['path']}: {_row_ref(log_df.attrs['fmt'], i)}"))
+    j_qids: list[str] = []
+    if j_df is not None:
+        has_id, has_text = "query_id" in j_df.columns, "query" in j_df.columns
+        if not has_id and not has_text:
+            raise DataValidationError(
+                f"{j_df.attrs['path']}: judgments need a 'query_id' (with a queries file) or a "
+                f"'query' text column; map one with --map query_id=<col> or --map query=<col>."
+            )
+        for i in range(len(j_df)):
+            where = f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)}"
+            if has_id and j_df["query_id"].iloc[i]:
+                qid = j_df["query_id"].iloc[i]
+                if qid not in by_id:
+                    raise DataValidationError(
+                        f"{where} names query_id {qid!r}, which the queries file does not have; "
+                        f"add it there or give the query text in a 'query' column."
+                    )
+                j_qids.append(qid)
+            elif has_text:
+                j_qids.append(add(j_df["query"].iloc[i], None, check_split(j_df, i), where))
+            else:
+                raise DataValidationError(f"{where} has an empty query_id.")
+
+    qtable = pd.DataFrame(list(by_norm.values()), columns=["query_id", "query", "split"])
+    missing_split = qtable["split"] == ""
+    qtable.loc[missing_split, "split"] = [
+        hash_split(q, fractions, seed) for q in qtable.loc[missing_split, "query"]
+    ]
+
+    log_out = pd.DataFrame(columns=["query_id", "item_id", "weight", "user", "time"])
+    if log_df is not None:
+        log_out = pd.DataFrame({
+            "query_id": log_qids,
+            "item_id": log_df["item_id"].to_numpy(),
+            "weight": log_df["weight"].fillna(1.0).to_numpy() if "weight" in log_df else 1.0,
+            "user": log_df["user"].to_numpy() if "user" in log_df else "",
+            "time": log_df["time"].to_numpy() if "time" in log_df else "",
+        })
+    j_out = pd.DataFrame(columns=["query_id", "item_id", "grade"])
+    if j_df is not None:
+        j_out = pd.DataFrame({"query_id": j_qids, "item_id": j_df["item_id"].to_numpy(),
+                              "grade": j_df["grade"].to_numpy()})
+        dup = j_out.duplicated(["query_id", "item_id"], keep=False)
+        if dup.any():
+            i = int(np.flatnonzero(dup.to_numpy())[0])
+            raise DataValidationError(
+                f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)} judges pair "
+                f"({j_out['query_id'].iloc[i]!r}, {j_out['item_id'].iloc[i]!r}) again; average "
+                f"the grades of a pair into one row."
+            )
+
+    qtable["frequency"] = _frequency(qtable, q_df, log_out, j_out, frequency_from)
+    item_df = item_df.drop(columns=[c for c in item_df.columns if c not in ("item_id", "title", "description", "category", "attributes")])
+    return Dataset(
+        items=item_df,
+        queries=qtable,
+        log=log_out,
+        judgments=j_out,
+        name=name,
+        relevance_threshold=relevance_threshold,
+        bucket_rule=bucket_rule or BucketRule(),
+        info={**(info or {}), "frequency_from": frequency_from, "split_seed": seed,
+              "split_fractions": list(fractions)},
+    )
+
+
+def _frequency(qtable, q_df, log_out, j_out, how: str) -> np.ndarray:
+    if how not in ("auto", "queries", "log", "judgments"):
+        raise ValueError(f"frequency_from must be auto|queries|log|judgments, got {how!r}")
+    ids = qtable["query_id"]
+    if how in ("auto", "queries") and q_df is not None and "frequency" in q_df.columns:
+        f = dict(zip(q_df["query_id"], q_df["frequency"].fillna(1.0), strict=True))
+        return ids.map(f).fillna(1.0).to_numpy(dtype=float)
+    if how in ("auto", "log") and len(log_out):
+        f = log_out.groupby("query_id")["weight"].sum()
+        return ids.map(f).fillna(0.0).to_numpy(dtype=float)
+    if how in ("auto", "judgments") and len(j_out):
+        f = j_out.groupby("query_id").size()
+        return ids.map(f).fillna(0.0).to_numpy(dtype=float)
+    return np.ones(len(ids))

