@@ -1,11 +1,11 @@
 """The on-disk dataset every gsid step reads: Parquet tables plus a versioned JSON manifest.
 
-    my_dataset/
-      manifest.json     kind, format_version, name, counts, relevance threshold, bucket rule, source
-      items.parquet     item_id, title, description, category, attributes
-      queries.parquet   query_id, query, split, frequency
-      log.parquet       query_id, item_id, weight, user, time          (optional)
-      judgments.parquet query_id, item_id, grade                       (optional)
+my_dataset/
+  manifest.json     kind, format_version, name, counts, relevance threshold, bucket rule, source
+  items.parquet     item_id, title, description, category, attributes
+  queries.parquet   query_id, query, split, frequency
+  log.parquet       query_id, item_id, weight, user, time          (optional)
+  judgments.parquet query_id, item_id, grade                       (optional)
 """
 
 from __future__ import annotations
@@ -61,7 +61,9 @@ class Dataset:
     info: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.items = _conform(self.items, ITEM_COLUMNS, {"description": "", "category": "", "attributes": "{}"})
+        self.items = _conform(
+            self.items, ITEM_COLUMNS, {"description": "", "category": "", "attributes": "{}"}
+        )
         self.queries = _conform(self.queries, QUERY_COLUMNS, {"split": "train", "frequency": 1.0})
         self.log = _conform(self.log, LOG_COLUMNS, {"weight": 1.0, "user": "", "time": ""})
         self.judgments = _conform(self.judgments, JUDGMENT_COLUMNS, {})
@@ -97,7 +99,10 @@ class Dataset:
         known_items = set(self.items["item_id"])
         known_queries = set(self.queries["query_id"])
         for table_name, table in (("log", self.log), ("judgments", self.judgments)):
-            for col, known, what in (("item_id", known_items, "item"), ("query_id", known_queries, "query")):
+            for col, known, what in (
+                ("item_id", known_items, "item"),
+                ("query_id", known_queries, "query"),
+            ):
                 bad = ~table[col].isin(known)
                 if bad.any():
                     row = int(np.flatnonzero(bad.to_numpy())[0])
@@ -152,7 +157,9 @@ class Dataset:
         rel = j[j["grade"] >= self.relevance_threshold][["query_id", "item_id"]].assign(weight=1.0)
         pairs = pd.concat([self.log[["query_id", "item_id", "weight"]], rel], ignore_index=True)
         pairs = pairs.merge(qs, on="query_id", how="inner")
-        pairs = pairs.groupby(["query_id", "query", "item_id"], as_index=False, sort=False)["weight"].sum()
+        pairs = pairs.groupby(["query_id", "query", "item_id"], as_index=False, sort=False)[
+            "weight"
+        ].sum()
         return pairs[["query_id", "query", "item_id", "weight"]]
 
     def buckets(self, rule: BucketRule | None = None) -> pd.Series:
@@ -240,7 +247,9 @@ def _conform(df: pd.DataFrame, columns: tuple[str, ...], defaults: dict[str, Any
     for c in columns:
         if c not in df.columns:
             if c not in defaults:
-                raise DataValidationError(f"table is missing column {c!r}; it needs {list(columns)}")
+                raise DataValidationError(
+                    f"table is missing column {c!r}; it needs {list(columns)}"
+                )
             df[c] = defaults[c]
     df = df[list(columns)].reset_index(drop=True)
     for c in columns:

@@ -115,9 +115,13 @@ def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as e:
-                raise DataValidationError(f"{path}: line {i + 1} is not valid JSON ({e.msg}).") from None
+                raise DataValidationError(
+                    f"{path}: line {i + 1} is not valid JSON ({e.msg})."
+                ) from None
             if not isinstance(obj, dict):
-                raise DataValidationError(f"{path}: line {i + 1} must be a JSON object, got {type(obj).__name__}.")
+                raise DataValidationError(
+                    f"{path}: line {i + 1} must be a JSON object, got {type(obj).__name__}."
+                )
             rows.append(obj)
         return pd.DataFrame(rows), fmt
     try:
@@ -169,7 +173,11 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
     for c in out.columns:
         if c in schema.numeric:
             continue
-        out[c] = out[c].map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)).str.strip()
+        out[c] = (
+            out[c]
+            .map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            .str.strip()
+        )
     for c in schema.nonempty_text:
         if c not in out.columns:
             continue
@@ -195,11 +203,16 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
         out[c] = num.astype("float64")
     if src.category_columns:
         parts = df[src.category_columns].astype(str).map(str.strip)
-        out["category"] = [CATEGORY_SEP.join(p for p in row if p) for row in parts.itertuples(index=False)]
+        out["category"] = [
+            CATEGORY_SEP.join(p for p in row if p) for row in parts.itertuples(index=False)
+        ]
     if src.attribute_columns:
         attrs = df[src.attribute_columns].astype(str)
         out["attributes"] = [
-            json.dumps({k: v for k, v in zip(src.attribute_columns, row, strict=True) if v.strip()}, ensure_ascii=False)
+            json.dumps(
+                {k: v for k, v in zip(src.attribute_columns, row, strict=True) if v.strip()},
+                ensure_ascii=False,
+            )
             for row in attrs.itertuples(index=False)
         ]
     if "attributes" in out.columns:
@@ -207,7 +220,7 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
             if a and not isinstance(_try_json(a), dict):
                 raise DataValidationError(
                     f"{path}: {_row_ref(fmt, i)} has attributes {a[:60]!r}, which is not a JSON "
-                    f"object; write attributes as {{\"name\": \"value\", ...}}."
+                    f'object; write attributes as {{"name": "value", ...}}.'
                 )
     out.attrs["fmt"] = fmt
     out.attrs["path"] = str(path)
@@ -287,8 +300,13 @@ def build_dataset(
     def add(qtext: str, qid: str | None, split: str, where: str) -> str:
         norm = normalize_text(qtext)
         if not norm:
-            raise DataValidationError(f"{where}: the query is empty after normalisation; drop the row.")
+            raise DataValidationError(
+                f"{where}: the query is empty after normalisation; drop the row."
+            )
         rec = by_norm.get(norm)
+        if rec is not None and qid and qid != rec["query_id"]:
+            # Two ids for one normalised query string ("fence  mesh" / "fence mesh"): one query.
+            by_id[qid] = norm
         if rec is None:
             rec = {"query_id": qid or f"q{len(by_norm)}", "query": qtext.strip(), "split": split}
             if rec["query_id"] in by_id:
@@ -314,11 +332,23 @@ def build_dataset(
 
     if q_df is not None:
         for i, (qid, qt) in enumerate(zip(q_df["query_id"], q_df["query"], strict=True)):
-            add(qt, qid, check_split(q_df, i), f"{q_df.attrs['path']}: {_row_ref(q_df.attrs['fmt'], i)}")
+            add(
+                qt,
+                qid,
+                check_split(q_df, i),
+                f"{q_df.attrs['path']}: {_row_ref(q_df.attrs['fmt'], i)}",
+            )
     log_qids: list[str] = []
     if log_df is not None:
         for i, qt in enumerate(log_df["query"]):
-            log_qids.append(add(qt, None, check_split(log_df, i), f"{log_df.attrs['path']}: {_row_ref(log_df.attrs['fmt'], i)}"))
+            log_qids.append(
+                add(
+                    qt,
+                    None,
+                    check_split(log_df, i),
+                    f"{log_df.attrs['path']}: {_row_ref(log_df.attrs['fmt'], i)}",
+                )
+            )
     j_qids: list[str] = []
     if j_df is not None:
         has_id, has_text = "query_id" in j_df.columns, "query" in j_df.columns
@@ -336,7 +366,7 @@ def build_dataset(
                         f"{where} names query_id {qid!r}, which the queries file does not have; "
                         f"add it there or give the query text in a 'query' column."
                     )
-                j_qids.append(qid)
+                j_qids.append(by_norm[by_id[qid]]["query_id"])
             elif has_text:
                 j_qids.append(add(j_df["query"].iloc[i], None, check_split(j_df, i), where))
             else:
@@ -350,18 +380,26 @@ def build_dataset(
 
     log_out = pd.DataFrame(columns=["query_id", "item_id", "weight", "user", "time"])
     if log_df is not None:
-        log_out = pd.DataFrame({
-            "query_id": log_qids,
-            "item_id": log_df["item_id"].to_numpy(),
-            "weight": log_df["weight"].fillna(1.0).to_numpy() if "weight" in log_df else 1.0,
-            "user": log_df["user"].to_numpy() if "user" in log_df else "",
-            "time": log_df["time"].to_numpy() if "time" in log_df else "",
-        })
+        log_out = pd.DataFrame(
+            {
+                "query_id": log_qids,
+                "item_id": log_df["item_id"].to_numpy(),
+                "weight": log_df["weight"].fillna(1.0).to_numpy() if "weight" in log_df else 1.0,
+                "user": log_df["user"].to_numpy() if "user" in log_df else "",
+                "time": log_df["time"].to_numpy() if "time" in log_df else "",
+            }
+        )
     j_out = pd.DataFrame(columns=["query_id", "item_id", "grade"])
     if j_df is not None:
-        j_out = pd.DataFrame({"query_id": j_qids, "item_id": j_df["item_id"].to_numpy(),
-                              "grade": j_df["grade"].to_numpy()})
-        dup = j_out.duplicated(["query_id", "item_id"], keep=False)
+        j_out = pd.DataFrame(
+            {
+                "query_id": j_qids,
+                "item_id": j_df["item_id"].to_numpy(),
+                "grade": j_df["grade"].to_numpy(),
+            }
+        )
+        raw_key = j_df["query_id"] if "query_id" in j_df.columns else j_df["query"]
+        dup = pd.DataFrame({"q": raw_key, "i": j_df["item_id"]}).duplicated(keep=False)
         if dup.any():
             i = int(np.flatnonzero(dup.to_numpy())[0])
             raise DataValidationError(
@@ -369,9 +407,17 @@ def build_dataset(
                 f"({j_out['query_id'].iloc[i]!r}, {j_out['item_id'].iloc[i]!r}) again; average "
                 f"the grades of a pair into one row."
             )
+        # pairs that meet only through merged query aliases: average their grades
+        j_out = j_out.groupby(["query_id", "item_id"], as_index=False, sort=False)["grade"].mean()
 
     qtable["frequency"] = _frequency(qtable, q_df, log_out, j_out, frequency_from)
-    item_df = item_df.drop(columns=[c for c in item_df.columns if c not in ("item_id", "title", "description", "category", "attributes")])
+    item_df = item_df.drop(
+        columns=[
+            c
+            for c in item_df.columns
+            if c not in ("item_id", "title", "description", "category", "attributes")
+        ]
+    )
     return Dataset(
         items=item_df,
         queries=qtable,
@@ -380,8 +426,12 @@ def build_dataset(
         name=name,
         relevance_threshold=relevance_threshold,
         bucket_rule=bucket_rule or BucketRule(),
-        info={**(info or {}), "frequency_from": frequency_from, "split_seed": seed,
-              "split_fractions": list(fractions)},
+        info={
+            **(info or {}),
+            "frequency_from": frequency_from,
+            "split_seed": seed,
+            "split_fractions": list(fractions),
+        },
     )
 
 

@@ -16,7 +16,7 @@ number of judged items of the query, else 1.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -73,7 +73,9 @@ def assign_buckets(frequency: np.ndarray, rule: BucketRule) -> np.ndarray:
     first_of_value = np.r_[0, np.flatnonzero(np.diff(f_sorted)) + 1]
     run_id = np.cumsum(np.r_[1, (np.diff(f_sorted) != 0).astype(int)]) - 1
     before = before[first_of_value][run_id]
-    labels = np.where(before < rule.cuts[0], "head", np.where(before < rule.cuts[1], "torso", "tail"))
+    labels = np.where(
+        before < rule.cuts[0], "head", np.where(before < rule.cuts[1], "torso", "tail")
+    )
     out[order] = labels
     return out
 
@@ -88,5 +90,7 @@ def hash_split(query: str, fractions: tuple[float, float, float], seed: int) -> 
 
 def check_fractions(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
     if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
-        raise ValueError(f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}")
+        raise ValueError(
+            f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}"
+        )
     return tuple(float(f) for f in fractions)  # type: ignore[return-value]

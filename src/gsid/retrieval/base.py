@@ -36,7 +36,10 @@ class SearchResults(NamedTuple):
 
     @classmethod
     def empty(cls, n_queries: int, k: int) -> SearchResults:
-        return cls(np.full((n_queries, k), None, dtype=object), np.full((n_queries, k), -np.inf, np.float32))
+        return cls(
+            np.full((n_queries, k), None, dtype=object),
+            np.full((n_queries, k), -np.inf, np.float32),
+        )
 
 
 def check_queries(queries: Sequence[str] | str, k: int) -> list[str]:
@@ -76,9 +79,13 @@ class Retriever(ABC):
         self._index(dataset, show_progress)
         return self
 
-    def search(self, queries: Sequence[str], k: int = 10, show_progress: bool | None = None) -> SearchResults:
+    def search(
+        self, queries: Sequence[str], k: int = 10, show_progress: bool | None = None
+    ) -> SearchResults:
         if self.item_ids_ is None:
-            raise NotFittedError(f"{type(self).__name__} is not indexed yet: call .index(dataset) or load one")
+            raise NotFittedError(
+                f"{type(self).__name__} is not indexed yet: call .index(dataset) or load one"
+            )
         queries = check_queries(queries, k)
         if not queries:
             return SearchResults.empty(0, k)
@@ -99,9 +106,12 @@ class Retriever(ABC):
             np.save(tmp / "item_ids.npy", self.item_ids_.astype(str))
             self._save_state(tmp)
             write_manifest(
-                tmp, KIND, FORMAT_VERSION,
+                tmp,
+                KIND,
+                FORMAT_VERSION,
                 retriever=f"{type(self).__module__}:{type(self).__qualname__}",
-                name=self.name, config=self.config(),
+                name=self.name,
+                config=self.config(),
             )
         return Path(path)
 
@@ -117,7 +127,9 @@ class Retriever(ABC):
             obj.item_ids_ = np.load(path / "item_ids.npy").astype(object)
             obj._load_state(path)
         except (OSError, ValueError, KeyError) as e:
-            raise ArtifactError(f"{path}: the saved retriever is corrupted ({e}); rebuild it.") from e
+            raise ArtifactError(
+                f"{path}: the saved retriever is corrupted ({e}); rebuild it."
+            ) from e
         return obj
 
     # ---- to implement

@@ -50,8 +50,13 @@ def pick_device(device: str | None = None) -> str:
 class SentenceEncoder:
     """Wraps a sentence-transformers model with gsid's conventions (normalised float32)."""
 
-    def __init__(self, model: str = DEFAULT_MODEL, device: str | None = None,
-                 batch_size: int = 128, max_seq_length: int = 64) -> None:
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        device: str | None = None,
+        batch_size: int = 128,
+        max_seq_length: int = 64,
+    ) -> None:
         self.model_name = model
         self.device = device
         self.batch_size = batch_size
@@ -65,7 +70,9 @@ class SentenceEncoder:
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            self._model = SentenceTransformer(resolve_model_path(self.model_name), device=pick_device(self.device))
+            self._model = SentenceTransformer(
+                resolve_model_path(self.model_name), device=pick_device(self.device)
+            )
             self._model.max_seq_length = self.max_seq_length
         return self._model
 
@@ -84,13 +91,20 @@ class SentenceEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         X = self.model.encode(
-            list(texts), batch_size=self.batch_size, convert_to_numpy=True,
-            normalize_embeddings=True, show_progress_bar=progress_enabled(show_progress),
+            list(texts),
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=progress_enabled(show_progress),
         )
         return np.ascontiguousarray(X, dtype=np.float32)
 
-    def encode_cached(self, texts: list[str], cache_dir: str | os.PathLike | None,
-                      show_progress: bool | None = None) -> np.ndarray:
+    def encode_cached(
+        self,
+        texts: list[str],
+        cache_dir: str | os.PathLike | None,
+        show_progress: bool | None = None,
+    ) -> np.ndarray:
         """Encode, memoised in `cache_dir` by a hash of the model identity and the texts."""
         if cache_dir is None:
             return self.encode(texts, show_progress)

@@ -1,0 +1,323 @@
+"""The `gsid` command line: data import, bench, demo, semantic IDs.
+
+Every subcommand is a thin layer over the Python API; see README "CLI reference".
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gsid.errors import GsidError
+
+log = logging.getLogger("gsid")
+
+DEMO_METHODS = "bm25,dense,dense-ft"
+
+
+def _parse_map(spec: str | None) -> dict[str, str]:
+    """'item_id=sku,title=name' -> {'item_id': 'sku', 'title': 'name'}."""
+    if not spec:
+        return {}
+    out = {}
+    for part in spec.split(","):
+        if "=" not in part:
+            raise GsidError(f"column mapping {part!r} must look like gsid_column=your_column")
+        k, v = part.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def _fractions(spec: str) -> tuple[float, float, float]:
+    parts = [float(x) for x in spec.split(",")]
+    if len(parts) != 3:
+        raise GsidError(f"--split-fractions needs 3 numbers like 0.8,0.1,0.1, got {spec!r}")
+    return parts[0], parts[1], parts[2]
+
+
+# ---------------------------------------------------------------- data
+def cmd_data_import(args: argparse.Namespace) -> int:
+    from gsid.data.importers import import_dataset
+
+    options = {"drop_missing": True} if getattr(args, "drop_missing", False) else {}
+    ds = import_dataset(args.source, args.path, **options)
+    if args.buckets:
+        from gsid.data.splits import BucketRule
+
+        ds.bucket_rule = BucketRule.parse(args.buckets)
+    ds.save(args.out)
+    log.info("saved %s to %s", ds, args.out)
+    print(f"imported {args.source}: {len(ds.items)} items, {len(ds.queries)} queries -> {args.out}")
+    return 0
+
+
+def cmd_data_files(args: argparse.Namespace) -> int:
+    from gsid.data.loading import Source, build_dataset
+    from gsid.data.splits import BucketRule
+
+    def src(path, mapping, extra=None):
+        if not path:
+            return None
+        extra = extra or {}
+        return Source(path, _parse_map(mapping), fmt=args.format, quoting=args.quoting, **extra)
+
+    item_extra = {
+        "category_columns": args.category_columns.split(",") if args.category_columns else [],
+        "attribute_columns": args.attribute_columns.split(",") if args.attribute_columns else [],
+    }
+    ds = build_dataset(
+        items=src(args.items, args.items_map, item_extra),
+        log=src(args.log, args.log_map),
+        judgments=src(args.judgments, args.judgments_map),
+        queries=src(args.queries, args.queries_map),
+        name=args.name or Path(args.out).name,
+        relevance_threshold=args.relevance_threshold,
+        split_fractions=_fractions(args.split_fractions),
+        seed=args.seed,
+        bucket_rule=BucketRule.parse(args.buckets) if args.buckets else None,
+    )
+    ds.save(args.out)
+    print(f"imported {len(ds.items)} items, {len(ds.queries)} queries -> {args.out}")
+    return 0
+
+
+def cmd_data_synth(args: argparse.Namespace) -> int:
+    from gsid.data.synthetic import make_marketplace
+
+    ds = make_marketplace(n_items=args.items, seed=args.seed, show_progress=args.progress)
+    ds.save(args.out)
+    print(f"synthetic marketplace: {ds} -> {args.out}")
+    return 0
+
+
+def cmd_data_info(args: argparse.Namespace) -> int:
+    import json
+
+    from gsid.data import Dataset
+
+    ds = Dataset.load(args.path)
+    print(json.dumps(ds.summary(), indent=2))
+    return 0
+
+
+# ---------------------------------------------------------------- bench / demo
+def _load_data(spec: str, seed: int = 0, show_progress: bool | None = None):
+    """A dataset directory, `synthetic:N`, or `homedepot|instacart|bestbuy:PATH`."""
+    from gsid.data import Dataset
+
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "synthetic":
+        from gsid.data.synthetic import make_marketplace
+
+        return make_marketplace(n_items=int(rest), seed=seed, show_progress=show_progress)
+    if sep and kind in ("homedepot", "instacart", "bestbuy"):
+        from gsid.data.importers import import_dataset
+
+        return import_dataset(kind, rest)
+    return Dataset.load(spec)
+
+
+def _run_methods(ds, methods: list[str], args: argparse.Namespace, command: str):
+    from gsid.eval.bench import run_bench
+    from gsid.retrieval.registry import make_retriever, parse_method_options
+
+    options = parse_method_options(args.set)
+    stray = sorted(set(options) - set(methods))
+    if stray:
+        raise GsidError(f"--set names method(s) {stray} that are not in --methods {methods}")
+    factories = {
+        m: (lambda m=m: make_retriever(m, options.get(m), cache_dir=args.cache, seed=args.seed))
+        for m in methods
+    }
+    for m in methods:  # fail fast on a bad name or option, before anything is trained
+        make_retriever(m, options.get(m), cache_dir=args.cache, seed=args.seed)
+    return run_bench(
+        ds,
+        factories,
+        split=args.split,
+        timing=not args.no_timing,
+        keep_going=args.keep_going,
+        command=command,
+        show_progress=args.progress,
+        latency_sample=args.latency_sample,
+    )
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    import shlex
+
+    from gsid.eval.report import format_table, write_report
+
+    ds = _load_data(args.data, args.seed, args.progress)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    command = "gsid " + shlex.join(sys.argv[1:]) if args.command_line is None else args.command_line
+    result = _run_methods(ds, methods, args, command)
+    paths = write_report(result, args.out, stem=args.stem)
+    print(format_table(result))
+    print(f"report: {paths[0]} and {paths[1]}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    import shlex
+    import time
+
+    from gsid.data.synthetic import make_marketplace
+    from gsid.eval.report import format_table, write_report
+
+    t0 = time.perf_counter()
+    out = Path(args.out)
+    ds = make_marketplace(n_items=args.items, seed=args.seed, show_progress=args.progress)
+    ds.save(out / "data")
+    print(
+        f"synthetic marketplace: {len(ds.items)} items, {len(ds.queries)} queries "
+        f"({ds.summary()['queries']}) -> {out / 'data'}"
+    )
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    command = "gsid " + shlex.join(sys.argv[1:])
+    result = _run_methods(ds, methods, args, command)
+    paths = write_report(result, out, stem="demo")
+    print(f"\n{ds.name}, split {args.split}, {result.n_queries} queries:")
+    print(format_table(result))
+    print(f"report: {paths[1]} (took {time.perf_counter() - t0:.0f} s)")
+    return 0
+
+
+def _add_run_options(p: argparse.ArgumentParser, methods: str) -> None:
+    p.add_argument(
+        "--methods", default=methods, help=f"comma-separated methods (default {methods})"
+    )
+    p.add_argument("--split", default="dev", choices=["train", "dev", "test"])
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="METHOD.OPTION=VALUE",
+        help="method option, repeatable, e.g. --set dense-ft.epochs=2",
+    )
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cache", default="cache", help="embedding cache directory (default ./cache)")
+    p.add_argument("--no-timing", action="store_true", help="skip latency/QPS/memory measurements")
+    p.add_argument("--latency-sample", type=int, default=200, help="queries timed one at a time")
+    p.add_argument("--keep-going", action="store_true", help="record a failing method and go on")
+
+
+# ---------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gsid", description=__doc__.splitlines()[0])
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
+    )
+    p.add_argument(
+        "--no-progress",
+        dest="progress",
+        action="store_const",
+        const=False,
+        default=None,
+        help="never show progress bars (default: shown on a terminal)",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    # data
+    data = sub.add_parser("data", help="import, synthesise and inspect datasets").add_subparsers(
+        dest="data_command", required=True
+    )
+    imp = data.add_parser(
+        "import", help="import a public benchmark data set (homedepot, instacart, bestbuy)"
+    )
+    imp.add_argument("source", choices=["homedepot", "instacart", "bestbuy"])
+    imp.add_argument("path", help="folder with the data set's files, e.g. ../shared/data/homedepot")
+    imp.add_argument("--out", required=True, help="dataset directory to write")
+    imp.add_argument(
+        "--drop-missing", action="store_true", help="instacart: drop department 'missing'"
+    )
+    imp.add_argument(
+        "--buckets", help="head/torso/tail rule, e.g. volume:0.33,0.66 or rank:0.1,0.5"
+    )
+    imp.set_defaults(func=cmd_data_import)
+
+    fil = data.add_parser("files", help="import your own catalogue, log and judgments")
+    fil.add_argument("--items", required=True, help="catalogue file (csv, tsv, jsonl, parquet)")
+    fil.add_argument("--items-map", help="column mapping, e.g. item_id=sku,title=name")
+    fil.add_argument("--category-columns", help="columns joined into the category path, top first")
+    fil.add_argument("--attribute-columns", help="columns packed into the attributes JSON")
+    fil.add_argument(
+        "--log", help="query log: query text, item id, weight, [user], [time], [split]"
+    )
+    fil.add_argument("--log-map")
+    fil.add_argument("--judgments", help="graded judgments: query_id or query, item_id, grade")
+    fil.add_argument("--judgments-map")
+    fil.add_argument("--queries", help="queries file: query_id, query, [split], [frequency]")
+    fil.add_argument("--queries-map")
+    fil.add_argument(
+        "--format", choices=["csv", "tsv", "jsonl", "parquet"], help="default: from suffix"
+    )
+    fil.add_argument("--quoting", choices=["standard", "none"], default="standard")
+    fil.add_argument(
+        "--relevance-threshold",
+        type=float,
+        default=1.0,
+        help="grade >= this is relevant (default 1.0)",
+    )
+    fil.add_argument(
+        "--split-fractions", default="0.8,0.1,0.1", help="train,dev,test (default 0.8,0.1,0.1)"
+    )
+    fil.add_argument("--seed", type=int, default=0)
+    fil.add_argument("--buckets", help="head/torso/tail rule, e.g. volume:0.33,0.66")
+    fil.add_argument("--name")
+    fil.add_argument("--out", required=True)
+    fil.set_defaults(func=cmd_data_files)
+
+    syn = data.add_parser("synth", help="write a synthetic marketplace")
+    syn.add_argument("--items", type=int, default=5000, help="number of items (1k to 1M)")
+    syn.add_argument("--seed", type=int, default=0)
+    syn.add_argument("--out", required=True)
+    syn.set_defaults(func=cmd_data_synth)
+
+    info = data.add_parser("info", help="summarise a dataset directory")
+    info.add_argument("path")
+    info.set_defaults(func=cmd_data_info)
+
+    bench = sub.add_parser(
+        "bench", help="compare retrievers on a dataset split; writes JSON + Markdown"
+    )
+    bench.add_argument(
+        "--data",
+        required=True,
+        help="dataset directory, synthetic:N, or homedepot|instacart|bestbuy:PATH",
+    )
+    _add_run_options(bench, "bm25,dense")
+    bench.add_argument("--out", default="runs/bench", help="report directory (default runs/bench)")
+    bench.add_argument("--stem", default="bench", help="report file name stem (default bench)")
+    bench.add_argument("--command-line", help=argparse.SUPPRESS)
+    bench.set_defaults(func=cmd_bench)
+
+    demo = sub.add_parser("demo", help="end to end on the synthetic marketplace; prints the table")
+    demo.add_argument("--items", type=int, default=3000, help="catalogue size (default 3000)")
+    demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
+    _add_run_options(demo, DEMO_METHODS)
+    demo.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.progress is False:
+        os.environ["GSID_NO_PROGRESS"] = "1"
+    try:
+        return args.func(args)
+    except GsidError as e:
+        print(f"gsid: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("gsid: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
