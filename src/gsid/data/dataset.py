@@ -96,8 +96,9 @@ class Dataset:
                 f"{self.name}: query row {row} has split {self.queries['split'].iloc[row]!r}; "
                 f"allowed splits are {list(SPLITS)}."
             )
-        known_items = set(self.items["item_id"])
-        known_queries = set(self.queries["query_id"])
+        # pandas hashes a Series argument once; a Python set would be converted element-wise
+        known_items = self.items["item_id"]
+        known_queries = self.queries["query_id"]
         for table_name, table in (("log", self.log), ("judgments", self.judgments)):
             for col, known, what in (
                 ("item_id", known_items, "item"),
