@@ -204,6 +204,97 @@ def _add_run_options(p: argparse.ArgumentParser, methods: str) -> None:
     p.add_argument("--keep-going", action="store_true", help="record a failing method and go on")
 
 
+# ---------------------------------------------------------------- semantic IDs
+def _item_embeddings(ds, args: argparse.Namespace):
+    from gsid.text.encoders import SentenceEncoder
+
+    enc = SentenceEncoder(args.encoder)
+    texts = ds.item_texts(with_description=args.with_description)
+    return enc.encode_cached(texts, args.cache, show_progress=args.progress)
+
+
+def cmd_ids_build(args: argparse.Namespace) -> int:
+    from gsid.ids import build_ids
+    from gsid.retrieval.registry import parse_method_options
+
+    ds = _load_data(args.data, args.seed, args.progress)
+    options = parse_method_options([f"m.{s}" for s in args.set or []]).get("m", {})
+    X = None if args.method == "random" else _item_embeddings(ds, args)
+    ids = build_ids(
+        args.method,
+        X,
+        ds.item_ids,
+        levels=args.levels,
+        codebook_size=args.codebook_size,
+        collisions=args.collisions,
+        seed=args.seed,
+        show_progress=args.progress,
+        provenance={
+            "dataset": ds.name,
+            "encoder": args.encoder,
+            "with_description": args.with_description,
+        },
+        **options,
+    )
+    ids.save(args.out)
+    print(
+        f"{args.method} IDs for {ids.n_items} items, {ids.n_levels} levels "
+        f"{list(ids.codebook_sizes)}, collision rate {ids.collision_rate():.4f} -> {args.out}"
+    )
+    return 0
+
+
+def cmd_ids_report(args: argparse.Namespace) -> int:
+    import json
+
+    from gsid._io import atomic_write_text
+    from gsid.ids import SemanticIDs
+    from gsid.ids.diagnostics import diagnose, format_report
+
+    ids = SemanticIDs.load(args.ids)
+    categories = None
+    if args.data:
+        ds = _load_data(args.data, 0, args.progress)
+        order = {iid: i for i, iid in enumerate(ds.item_ids)}
+        missing = [i for i in ids.item_ids if i not in order]
+        if missing:
+            raise GsidError(
+                f"{len(missing)} items of {args.ids} are not in {args.data} "
+                f"(e.g. {missing[0]!r}); pass the dataset the IDs were built from"
+            )
+        rows = [order[i] for i in ids.item_ids]
+        categories = [level[rows] for level in ds.category_levels()] or None
+    diag = diagnose(ids, categories)
+    print(format_report(diag))
+    if args.json:
+        atomic_write_text(args.json, json.dumps(diag, indent=2, default=float) + "\n")
+    if args.plots:
+        from gsid.ids.plots import plot_code_distribution, plot_code_tree
+
+        out = Path(args.plots)
+        a = plot_code_distribution(ids, out / "code_distribution.png")
+        b = plot_code_tree(ids, out / "code_tree.png")
+        print(f"plots: {a} {b}")
+    return 0
+
+
+def cmd_ids_repair(args: argparse.Namespace) -> int:
+    from gsid.ids import SemanticIDs
+    from gsid.ids.sandglass import adaptive_variable_length, drop_routing_level
+
+    ids = SemanticIDs.load(args.ids)
+    if args.repair == "drop-level":
+        new = drop_routing_level(ids, level=args.level)
+    else:
+        new = adaptive_variable_length(ids, level=args.level, top_k=args.top_k)
+    new.save(args.out)
+    print(
+        f"{args.repair}: mean ID length {ids.lengths.mean():.2f} -> {new.lengths.mean():.2f}, "
+        f"collision rate {new.collision_rate():.4f} -> {args.out}"
+    )
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gsid", description=__doc__.splitlines()[0])
@@ -299,6 +390,51 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="runs/demo", help="output directory (default runs/demo)")
     _add_run_options(demo, DEMO_METHODS)
     demo.set_defaults(func=cmd_demo)
+
+    ids = sub.add_parser("ids", help="build, diagnose and repair semantic IDs").add_subparsers(
+        dest="ids_command", required=True
+    )
+    b = ids.add_parser("build", help="build semantic IDs from item embeddings")
+    b.add_argument("--data", required=True, help="dataset directory, synthetic:N or NAME:PATH")
+    b.add_argument("--method", required=True, choices=["rq", "rqvae", "hkmeans", "random"])
+    b.add_argument("--levels", type=int, default=4)
+    b.add_argument("--codebook-size", type=int, default=128)
+    b.add_argument("--collisions", choices=["append", "reassign", "none"], default="append")
+    b.add_argument(
+        "--encoder", default="minilm", help="'minilm' or a local sentence-transformers dir"
+    )
+    b.add_argument("--with-description", action="store_true", help="embed title + description")
+    b.add_argument(
+        "--set",
+        action="append",
+        metavar="OPTION=VALUE",
+        help="builder option, e.g. --set niter=30 or --set epochs=50 (rqvae)",
+    )
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--cache", default="cache", help="embedding cache directory")
+    b.add_argument("--out", required=True)
+    b.set_defaults(func=cmd_ids_build)
+
+    r = ids.add_parser("report", help="diagnose IDs: utilisation, entropy, sand-glass, AMI, plots")
+    r.add_argument("ids", help="a SemanticIDs directory")
+    r.add_argument("--data", help="the dataset, for AMI against its category levels")
+    r.add_argument("--json", help="also write the diagnosis as JSON here")
+    r.add_argument("--plots", help="directory for code_distribution.png and code_tree.png")
+    r.set_defaults(func=cmd_ids_report)
+
+    f = ids.add_parser(
+        "repair", help="sand-glass repairs: drop the routing level, adaptive lengths"
+    )
+    f.add_argument("ids", help="a SemanticIDs directory")
+    f.add_argument("repair", choices=["drop-level", "adaptive"])
+    f.add_argument(
+        "--level", type=int, help="level to repair (default: the most concentrated middle level)"
+    )
+    f.add_argument(
+        "--top-k", type=int, help="adaptive: remove this many top tokens (default: rule)"
+    )
+    f.add_argument("--out", required=True)
+    f.set_defaults(func=cmd_ids_repair)
     return p
 
 
