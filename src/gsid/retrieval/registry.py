@@ -15,6 +15,8 @@ METHODS: dict[str, str] = {
     "bm25": "gsid.retrieval.bm25:BM25Retriever",
     "dense": "gsid.retrieval.dense:DenseRetriever",
     "dense-ft": "gsid.retrieval.dense:FineTunedDenseRetriever",
+    "gr": "gsid.retrieval.generative:GenerativeRetriever",
+    "gsid": "gsid.indexer.retriever:GSIDRetriever",
 }
 # Options that the harness passes to every method whose constructor accepts them.
 SHARED_OPTIONS = ("cache_dir", "seed", "device")

@@ -1,0 +1,114 @@
+"""Reciprocal-rank fusion (RRF) of several retrievers' results, e.g. generative IDs + BM25.
+
+    fused = reciprocal_rank_fusion([gr.search(qs, 100), bm25.search(qs, 100)], k=10)
+    hybrid = HybridRetriever([GenerativeRetriever(), BM25Retriever()]).index(dataset)
+    ids, scores = hybrid.search(qs, k=10)
+
+RRF (Cormack et al., SIGIR 2009): score(item) = sum_r weight_r / (c + rank_r(item)), rank from 1.
+It needs no score calibration, which matters here: beam log-probs and BM25 scores live on
+unrelated scales.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsid._io import read_manifest
+from gsid.errors import GsidError
+from gsid.retrieval.base import FORMAT_VERSION, KIND, Retriever, SearchResults, load_retriever
+
+
+def reciprocal_rank_fusion(
+    results: Sequence[SearchResults],
+    k: int,
+    c: float = 60.0,
+    weights: Sequence[float] | None = None,
+) -> SearchResults:
+    """Fuse result lists of the same queries; returns the top k by RRF score per query
+    (ties broken by first appearance: the earlier list, then the better rank)."""
+    if not results:
+        raise GsidError("reciprocal_rank_fusion needs at least one SearchResults")
+    n = results[0].ids.shape[0]
+    if any(r.ids.shape[0] != n for r in results):
+        raise GsidError(
+            f"all results must cover the same queries; got {[r.ids.shape[0] for r in results]} rows"
+        )
+    weights = [1.0] * len(results) if weights is None else [float(w) for w in weights]
+    if len(weights) != len(results):
+        raise GsidError(
+            f"{len(weights)} weights for {len(results)} result lists; give one per list"
+        )
+    if c < 0:
+        raise GsidError(f"the RRF constant c must be >= 0, got {c}")
+    out = SearchResults.empty(n, k)
+    for q in range(n):
+        acc: dict[Any, float] = {}
+        for res, w in zip(results, weights, strict=True):
+            for rank, item in enumerate(res.ids[q]):
+                if item is None or not np.isfinite(res.scores[q, rank]):
+                    continue
+                acc[item] = acc.get(item, 0.0) + w / (c + rank + 1)
+        # dicts keep insertion order and sorted() is stable: ties keep first appearance
+        best = sorted(acc.items(), key=lambda kv: -kv[1])[:k]
+        for j, (item, score) in enumerate(best):
+            out.ids[q, j] = item
+            out.scores[q, j] = score
+    return out
+
+
+class HybridRetriever(Retriever):
+    """Several retrievers fused by RRF. `depth`: how many results each one returns for fusion.
+    Each part is saved in its own sub-directory (part0, part1, ...)."""
+
+    name = "hybrid"
+
+    def __init__(
+        self,
+        retrievers: Sequence[Retriever] | None = None,
+        c: float = 60.0,
+        weights: Sequence[float] | None = None,
+        depth: int = 100,
+    ) -> None:
+        super().__init__()
+        self.retrievers = list(retrievers or [])
+        if weights is not None and self.retrievers and len(weights) != len(self.retrievers):
+            raise GsidError(f"{len(weights)} weights for {len(self.retrievers)} retrievers")
+        if depth < 1:
+            raise GsidError(f"depth must be a positive integer, got {depth}")
+        self.c = float(c)
+        self.weights = None if weights is None else [float(w) for w in weights]
+        self.depth = int(depth)
+
+    def config(self) -> dict[str, Any]:
+        return {"c": self.c, "weights": self.weights, "depth": self.depth}
+
+    def _index(self, dataset, show_progress: bool | None) -> None:
+        if not self.retrievers:
+            raise GsidError(
+                "HybridRetriever needs retrievers to fuse, e.g. [GenerativeRetriever(), BM25Retriever()]"
+            )
+        for r in self.retrievers:
+            r.index(dataset, show_progress)
+
+    def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
+        parts = [r.search(queries, max(k, self.depth), show_progress) for r in self.retrievers]
+        return reciprocal_rank_fusion(parts, k, self.c, self.weights)
+
+    def index_bytes(self) -> int:
+        return int(sum(r.index_bytes() for r in self.retrievers))
+
+    def _save_state(self, directory: Path) -> None:
+        for i, r in enumerate(self.retrievers):
+            r.save(directory / f"part{i}")
+
+    def _load_state(self, directory: Path) -> None:
+        parts = sorted(
+            (p for p in directory.glob("part*") if p.is_dir()), key=lambda p: int(p.name[4:])
+        )
+        for p in parts:
+            read_manifest(p, KIND, FORMAT_VERSION)
+        self.retrievers = [load_retriever(p) for p in parts]

@@ -1,0 +1,589 @@
+"""Query -> semantic ID generator (TIGER / DSI style): a text encoder plus a small transformer
+decoder over code tokens, trained with teacher forcing on (text -> code) pairs.
+
+    model = QueryToID(Seq2SeqIDConfig(epochs=5)).fit(texts, codes)   # codes (M, L), -1 padded
+    res = model.generate(["cordless drill"], trie, beam_width=20)     # BeamResult (B, R)
+    model.save("runs/q2id"); QueryToID.load("runs/q2id")
+
+Training pairs are search queries -> the code of a relevant item, plus *indexing examples*
+(item text -> its own code) so that items no training query touched stay reachable (DSI).
+
+Encoder ("memory" option):
+  * "pooled" (default, CPU friendly): the packaged MiniLM sentence embedding (the same vectors
+    the ID builders read, memoised on disk by `encode_cached`) is frozen and projected into
+    `n_memory` slots the decoder cross-attends to. Training touches only the decoder, so a few
+    epochs over tens of thousands of pairs take minutes on 2 cores.
+  * "tokens": MiniLM token states through transformers AutoModel, fine-tuned end to end with
+    the decoder (what TIGER/DSI do; for GPUs). The fine-tuned encoder is saved with the model.
+
+Decoder input at step t is BOS + the first t codes; each (level, code) pair has its own token
+embedding (code 5 of level 0 and code 5 of level 1 mean different things), plus a level
+position embedding; each level has its own output head over K codes + EOS.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from gsid._io import atomic_dir, read_manifest, write_manifest
+from gsid._progress import progress
+from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
+from gsid.retrieval.beam import BeamResult, constrained_beam_search
+from gsid.retrieval.trie import CodeTrie
+
+logger = logging.getLogger(__name__)
+
+KIND = "gsid-query-to-id"
+FORMAT_VERSION = 1
+MEMORY_MODES = ("pooled", "tokens")
+
+
+@dataclass
+class Seq2SeqIDConfig:
+    """Everything needed to rebuild and retrain the model; saved next to the weights.
+    n_levels / n_codes are filled in by `fit` from the codes (0 = not yet known)."""
+
+    encoder: str = "minilm"
+    memory: str = "pooled"
+    n_memory: int = 4  # memory slots made from a pooled embedding
+    max_seq_length: int = 32  # "tokens" mode truncation ("pooled" keeps the encoder's own)
+    d_model: int = 256
+    n_layers: int = 2
+    n_heads: int = 4
+    dim_feedforward: int = 512
+    dropout: float = 0.1
+    n_levels: int = 0
+    n_codes: int = 0
+    epochs: int = 5
+    batch_size: int = 256
+    lr: float = 1e-3
+    encoder_lr: float = 2e-5  # "tokens" mode: learning rate of the fine-tuned encoder
+    weight_decay: float = 0.01
+    label_smoothing: float = 0.0
+    encode_batch_size: int = 128
+    seed: int = 0
+    # torch intra-op threads while training / decoding (0 = leave torch's setting). The decoder
+    # is small: on a busy CPU, OpenMP threads spin-waiting on each other made a training step
+    # ~80x slower with 2 threads than with 1 (measured on a shared 2-core machine).
+    num_threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.memory not in MEMORY_MODES:
+            raise GsidError(
+                f"memory {self.memory!r} is unknown; choose one of {list(MEMORY_MODES)}"
+            )
+        for name in (
+            "n_memory",
+            "max_seq_length",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "dim_feedforward",
+            "epochs",
+            "batch_size",
+            "encode_batch_size",
+        ):
+            if int(getattr(self, name)) < 1:
+                raise GsidError(f"Seq2SeqIDConfig.{name} must be >= 1, got {getattr(self, name)}")
+        if self.d_model % self.n_heads:
+            raise GsidError(
+                f"d_model ({self.d_model}) must be divisible by n_heads ({self.n_heads})"
+            )
+        if self.num_threads < 0:
+            raise GsidError(
+                f"num_threads must be >= 0 (0 = torch's default), got {self.num_threads}"
+            )
+        if not 0 <= self.dropout < 1 or not 0 <= self.label_smoothing < 1:
+            raise GsidError("dropout and label_smoothing must be in [0, 1)")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def fields(cls) -> list[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Seq2SeqIDConfig:
+        unknown = sorted(set(d) - set(cls.fields()))
+        if unknown:
+            raise GsidError(
+                f"unknown query->ID model option(s) {unknown}; valid options are {cls.fields()}"
+            )
+        return cls(**d)
+
+
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Temporarily set torch's intra-op thread count (n = 0: unchanged), then restore it."""
+    if n <= 0:
+        yield
+        return
+    old = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(old)
+
+
+class CodeDecoder(nn.Module):
+    """Memory (B, S, input_dim) + code prefix (B, t) -> next-token logits (B, t+1, K+1)."""
+
+    def __init__(self, cfg: Seq2SeqIDConfig, input_dim: int) -> None:
+        super().__init__()
+        L, K, d = cfg.n_levels, cfg.n_codes, cfg.d_model
+        self.cfg = cfg
+        self.n_memory = cfg.n_memory if cfg.memory == "pooled" else 1
+        self.mem_proj = nn.Linear(input_dim, d * self.n_memory)
+        self.mem_norm = nn.LayerNorm(d)
+        self.tok_emb = nn.Embedding(1 + L * K, d)  # 0 = BOS, 1 + level * K + code
+        self.pos_emb = nn.Embedding(L + 1, d)
+        layer = nn.TransformerDecoderLayer(
+            d, cfg.n_heads, cfg.dim_feedforward, cfg.dropout, batch_first=True, norm_first=True
+        )
+        self.decoder = nn.TransformerDecoder(layer, cfg.n_layers)
+        self.out_norm = nn.LayerNorm(d)
+        # one head per level: (L + 1, d, K + 1); position L can only say EOS but keeps shapes even
+        self.head_w = nn.Parameter(torch.randn(L + 1, d, K + 1) * d**-0.5)
+        self.head_b = nn.Parameter(torch.zeros(L + 1, K + 1))
+
+    def memory(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, D) pooled -> (B, n_memory, d); (B, S, D) token states -> (B, S, d)."""
+        if x.dim() == 2:
+            return self.mem_norm(self.mem_proj(x).view(x.shape[0], self.n_memory, -1))
+        return self.mem_norm(self.mem_proj(x))
+
+    def forward(
+        self,
+        mem: torch.Tensor,
+        prefix: torch.Tensor,
+        mem_pad: torch.Tensor | None = None,
+        last_only: bool = False,
+    ) -> torch.Tensor:
+        """mem (B, S, d) from `memory`; prefix (B, t) codes (>= 0) -> logits (B, t + 1, K + 1),
+        or only the next-token logits (B, K + 1) with `last_only` (decoding)."""
+        B, t = prefix.shape
+        K = self.cfg.n_codes
+        level = torch.arange(t, device=prefix.device)
+        ids = torch.cat(
+            [
+                torch.zeros(B, 1, dtype=torch.long, device=prefix.device),
+                1 + level[None, :] * K + prefix,
+            ],
+            1,
+        )  # (B, t + 1)
+        pos = torch.arange(t + 1, device=prefix.device)
+        h = self.tok_emb(ids) + self.pos_emb(pos)[None]
+        causal = nn.Transformer.generate_square_subsequent_mask(t + 1, device=prefix.device)
+        h = self.decoder(
+            h, mem, tgt_mask=causal, tgt_is_causal=True, memory_key_padding_mask=mem_pad
+        )
+        if last_only:
+            return self.out_norm(h[:, -1]) @ self.head_w[t] + self.head_b[t]  # (B, K + 1)
+        h = self.out_norm(h)  # (B, t + 1, d)
+        return torch.einsum("btd,tdv->btv", h, self.head_w[: t + 1]) + self.head_b[: t + 1]
+
+    def step(
+        self,
+        mem: torch.Tensor,
+        prev: torch.Tensor | None,
+        t: int,
+        cache: list[torch.Tensor] | None,
+        mem_pad: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """Incremental decoding, the same maths as `forward(..., last_only=True)`.
+
+        mem (B, S, d) once per query; prev (B, w) the codes chosen at step t - 1 (None at t = 0);
+        cache: per layer the projected self-attention keys and values of the earlier positions,
+        [k0, v0, k1, v1, ...] each (B, w, t, d). Returns logits (B, w, K + 1) and the cache grown
+        to t + 1 positions. Only the new position is projected, and the w beams of a query are
+        the w "target positions" of one cross-attention call over that query's memory (beams
+        never attend to each other there), so memory is never copied per beam."""
+        B, w = prev.shape if prev is not None else (mem.shape[0], 1)
+        d, H = self.cfg.d_model, self.cfg.n_heads
+        N = B * w
+        if t == 0:
+            ids = torch.zeros(N, dtype=torch.long, device=mem.device)
+        else:
+            ids = 1 + (t - 1) * self.cfg.n_codes + prev.reshape(N)
+        x = (self.tok_emb(ids) + self.pos_emb.weight[t])[:, None]  # (N, 1, d)
+        grown = []
+        for i, layer in enumerate(self.decoder.layers):
+            sa = layer.self_attn
+            q, k, v = F.linear(layer.norm1(x), sa.in_proj_weight, sa.in_proj_bias).split(d, -1)
+            if cache is not None:
+                k = torch.cat([cache[2 * i].reshape(N, t, d), k], 1)  # (N, t + 1, d)
+                v = torch.cat([cache[2 * i + 1].reshape(N, t, d), v], 1)
+            grown += [k.view(B, w, t + 1, d), v.view(B, w, t + 1, d)]
+            heads = F.scaled_dot_product_attention(
+                q.view(N, 1, H, -1).transpose(1, 2),
+                k.view(N, t + 1, H, -1).transpose(1, 2),
+                v.view(N, t + 1, H, -1).transpose(1, 2),
+            )  # (N, H, 1, d / H)
+            x = x + sa.out_proj(heads.transpose(1, 2).reshape(N, 1, d))
+            cross = layer.multihead_attn(
+                layer.norm2(x).view(B, w, d), mem, mem, key_padding_mask=mem_pad, need_weights=False
+            )[0]  # (B, w, d)
+            x = x + cross.reshape(N, 1, d)
+            x = x + layer._ff_block(layer.norm3(x))
+        logits = self.out_norm(x[:, 0]) @ self.head_w[t] + self.head_b[t]  # (N, K + 1)
+        return logits.view(B, w, -1), grown
+
+
+class QueryToID:
+    """Text -> semantic ID seq2seq model with constrained generation. `fit` returns self."""
+
+    def __init__(
+        self,
+        config: Seq2SeqIDConfig | None = None,
+        device: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        **options: Any,
+    ) -> None:
+        base = (config or Seq2SeqIDConfig()).to_dict()
+        base.update(options)
+        self.config = Seq2SeqIDConfig.from_dict(base)
+        self.device = device
+        self.cache_dir = cache_dir
+        self.decoder_: CodeDecoder | None = None
+        self.history_: list[dict[str, float]] = []
+        self._sentence = None  # SentenceEncoder ("pooled")
+        self._hf = None  # (tokenizer, AutoModel) ("tokens")
+
+    # ------------------------------------------------------------------ encoders
+    @property
+    def _device(self) -> torch.device:
+        from gsid.text.encoders import pick_device
+
+        return torch.device(pick_device(self.device))
+
+    def _sentence_encoder(self):
+        if self._sentence is None:
+            from gsid.text.encoders import SentenceEncoder
+
+            # the encoder's own max_seq_length (not config.max_seq_length), so the memoised item
+            # embeddings are the very ones the ID builders and the dense retriever cache
+            self._sentence = SentenceEncoder(
+                self.config.encoder,
+                device=str(self._device),
+                batch_size=self.config.encode_batch_size,
+            )
+        return self._sentence
+
+    def _hf_encoder(self, path: str | None = None):
+        if self._hf is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+            from transformers import AutoModel, AutoTokenizer
+
+            from gsid.text.encoders import resolve_model_path
+
+            src = path or resolve_model_path(self.config.encoder)
+            self._hf = (
+                AutoTokenizer.from_pretrained(src),
+                AutoModel.from_pretrained(src).to(self._device),
+            )
+        return self._hf
+
+    def input_dim(self) -> int:
+        if self.config.memory == "pooled":
+            return self._sentence_encoder().dim
+        return int(self._hf_encoder()[1].config.hidden_size)
+
+    def embed(
+        self, texts: Sequence[str], cache: bool = False, show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Pooled mode: (N, D) frozen sentence embeddings (memoised when `cache`)."""
+        enc = self._sentence_encoder()
+        if cache and self.cache_dir is not None:
+            return enc.encode_cached(list(texts), self.cache_dir, show_progress)
+        return enc.encode(list(texts), show_progress)
+
+    def _token_states(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Tokens mode: (B, S, D) encoder states and (B, S) padding mask (True = pad)."""
+        tok, enc = self._hf_encoder()
+        batch = tok(
+            list(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_seq_length,
+            return_tensors="pt",
+        ).to(self._device)
+        states = enc(**batch).last_hidden_state
+        return states, batch["attention_mask"] == 0
+
+    # ------------------------------------------------------------------ training
+    def fit(
+        self,
+        texts: Sequence[str],
+        codes: np.ndarray,
+        n_codes: int | None = None,
+        weights: np.ndarray | None = None,
+        embeddings: np.ndarray | None = None,
+        show_progress: bool | None = None,
+    ) -> QueryToID:
+        """Train on texts[i] -> codes[i] ((M, L) int, -1 past each ID's end).
+
+        n_codes: vocabulary K (default max code + 1). weights: (M,) per-example loss weights
+        (default 1). embeddings: precomputed (M, D) pooled embeddings of `texts` (pooled mode)."""
+        with torch_threads(self.config.num_threads):
+            return self._fit(texts, codes, n_codes, weights, embeddings, show_progress)
+
+    def _fit(self, texts, codes, n_codes, weights, embeddings, show_progress) -> QueryToID:
+        codes = np.asarray(codes, dtype=np.int64)
+        if codes.ndim != 2 or len(codes) != len(texts) or len(texts) == 0:
+            raise DataValidationError(
+                f"fit needs texts (M,) and codes (M, L) of the same non-zero length; got "
+                f"{len(texts)} texts and codes of shape {codes.shape}"
+            )
+        lengths = (codes >= 0).sum(1)
+        if lengths.min() < 1:
+            raise DataValidationError("every training example needs a code of length >= 1")
+        cfg = self.config
+        cfg.n_levels = int(codes.shape[1])
+        cfg.n_codes = int(n_codes if n_codes is not None else codes.max() + 1)
+        if codes.max() >= cfg.n_codes:
+            raise DataValidationError(f"code {int(codes.max())} >= n_codes={cfg.n_codes}")
+        w = np.ones(len(texts), np.float32) if weights is None else np.asarray(weights, np.float32)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        dev = self._device
+        pooled = cfg.memory == "pooled"
+        if pooled:
+            X = (
+                embeddings
+                if embeddings is not None
+                else self.embed(texts, cache=True, show_progress=show_progress)
+            )
+            X = torch.as_tensor(np.asarray(X, np.float32))
+            input_dim = X.shape[1]
+        else:
+            input_dim = self.input_dim()
+        self.decoder_ = CodeDecoder(cfg, input_dim).to(dev)
+        params = [{"params": self.decoder_.parameters(), "lr": cfg.lr}]
+        if not pooled:
+            params.append({"params": self._hf_encoder()[1].parameters(), "lr": cfg.encoder_lr})
+            self._hf_encoder()[1].train()
+        opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
+        steps = cfg.epochs * int(np.ceil(len(texts) / cfg.batch_size))
+        sched = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=[g["lr"] for g in params], total_steps=max(steps, 1), pct_start=0.1
+        )
+        # targets: codes then EOS at position length, ignored (-100) beyond
+        L, K = cfg.n_levels, cfg.n_codes
+        target = np.full((len(texts), L + 1), -100, np.int64)
+        target[:, :L] = np.where(codes >= 0, codes, -100)
+        target[np.arange(len(texts)), lengths] = K
+        target_t = torch.as_tensor(target)
+        prefix_t = torch.as_tensor(np.maximum(codes, 0))
+        w_t = torch.as_tensor(w)
+        loss_fn = nn.CrossEntropyLoss(reduction="none", label_smoothing=cfg.label_smoothing)
+        self.decoder_.train()
+        self.history_ = []
+        for epoch in progress(range(cfg.epochs), show_progress, desc="query->ID epochs"):
+            perm = rng.permutation(len(texts))
+            total, n = 0.0, 0
+            for s in range(0, len(perm), cfg.batch_size):
+                idx = perm[s : s + cfg.batch_size]
+                if pooled:
+                    mem, pad = self.decoder_.memory(X[idx].to(dev)), None
+                else:
+                    states, pad = self._token_states([texts[i] for i in idx])
+                    mem = self.decoder_.memory(states)
+                logits = self.decoder_(mem, prefix_t[idx].to(dev), pad)  # (b, L + 1, K + 1)
+                tgt = target_t[idx].to(dev)
+                per = loss_fn(logits.reshape(-1, K + 1), tgt.reshape(-1)).view(tgt.shape)
+                valid = (tgt >= 0).float()
+                per_ex = (per * valid).sum(1) / valid.sum(1)
+                wb = w_t[idx].to(dev)
+                loss = (per_ex * wb).sum() / wb.sum()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(self.decoder_.parameters(), 1.0)
+                opt.step()
+                sched.step()
+                total += loss.item() * len(idx)
+                n += len(idx)
+            self.history_.append({"epoch": epoch, "loss": total / max(n, 1)})
+            logger.info("query->ID epoch %d: loss %.4f", epoch, total / max(n, 1))
+        self.decoder_.eval()
+        if not pooled:
+            self._hf_encoder()[1].eval()
+        return self
+
+    # ------------------------------------------------------------------ generation
+    def _check(self) -> None:
+        if self.decoder_ is None:
+            raise NotFittedError(
+                "QueryToID is not trained yet: call .fit(texts, codes) or load one"
+            )
+
+    @torch.no_grad()
+    def encode_memory(
+        self, texts: Sequence[str], embeddings: np.ndarray | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B, S, d) decoder memory and its padding mask (None in pooled mode)."""
+        self._check()
+        dev = self._device
+        if self.config.memory == "pooled":
+            X = embeddings if embeddings is not None else self.embed(texts)
+            return self.decoder_.memory(torch.as_tensor(np.asarray(X, np.float32)).to(dev)), None
+        states, pad = self._token_states(texts)
+        return self.decoder_.memory(states), pad
+
+    def logits_fn(
+        self, state: tuple[torch.Tensor, torch.Tensor | None], tokens: torch.Tensor
+    ) -> torch.Tensor:
+        """Step function for constrained_beam_search: tokens (B, W, t) -> (B, W, K + 1) log-probs."""
+        mem, pad = state
+        B, W, t = tokens.shape
+        mem_w = mem.repeat_interleave(W, 0)  # (B*W, S, d): beam r of query b is row b*W + r
+        pad_w = None if pad is None else pad.repeat_interleave(W, 0)
+        prefix = tokens.reshape(B * W, t).to(mem.device)
+        logits = self.decoder_(mem_w, prefix, pad_w, last_only=True)  # (B*W, K + 1)
+        return torch.log_softmax(logits.float(), -1).view(B, W, -1)
+
+    def cached_logits_fn(self, state: dict[str, Any], tokens: torch.Tensor) -> torch.Tensor:
+        """Like `logits_fn` but with a per-beam key/value cache of the earlier positions in
+        `state["cache"]`, kept aligned with the beams by `reorder_cache`."""
+        mem, pad, cache = state["mem"], state["pad"], state["cache"]
+        B, w, t = tokens.shape
+        prev = tokens[:, :, -1].to(mem.device) if t else None
+        past = None if t == 0 else [c[:, :w] for c in cache]
+        logits, state["cache"] = self.decoder_.step(mem, prev, t, past, pad)
+        return torch.log_softmax(logits.float(), -1)
+
+    @staticmethod
+    def reorder_cache(state: dict[str, Any], src: torch.Tensor) -> dict[str, Any]:
+        """New beam j of query b continues old beam src[b, j] (an index into the cached beams)."""
+        cache = state["cache"]
+        if cache:
+            w = cache[0].shape[1]
+            idx = src.clamp(max=w - 1).to(cache[0].device)
+            state["cache"] = [
+                c.gather(1, idx[:, :, None, None].expand(-1, -1, *c.shape[2:])) for c in cache
+            ]
+        return state
+
+    @torch.no_grad()
+    def generate(
+        self,
+        texts: Sequence[str],
+        trie: CodeTrie,
+        beam_width: int = 10,
+        n_results: int | None = None,
+        length_penalty: float = 0.0,
+        embeddings: np.ndarray | None = None,
+        use_cache: bool = True,
+    ) -> BeamResult:
+        """Constrained beam search for a batch of texts; only IDs in `trie` come out."""
+        with torch_threads(self.config.num_threads):
+            return self._generate(
+                texts, trie, beam_width, n_results, length_penalty, embeddings, use_cache
+            )
+
+    def _generate(
+        self, texts, trie, beam_width, n_results, length_penalty, embeddings, use_cache
+    ) -> BeamResult:
+        self._check()
+        if trie.n_levels > self.config.n_levels or trie.n_codes > self.config.n_codes:
+            raise GsidError(
+                f"the trie has IDs of up to {trie.n_levels} levels over {trie.n_codes} codes but "
+                f"the model was trained for {self.config.n_levels} levels x {self.config.n_codes} "
+                f"codes; retrain the model on these IDs"
+            )
+        mem, pad = self.encode_memory(texts, embeddings)
+        if use_cache:
+            state, base, reorder = (
+                {"mem": mem, "pad": pad, "cache": None},
+                self.cached_logits_fn,
+                self.reorder_cache,
+            )
+        else:
+            state, base, reorder = (mem, pad), self.logits_fn, None
+        if trie.n_codes < self.config.n_codes:  # model vocabulary wider than the trie's: cut
+            K = trie.n_codes
+
+            def fn(s, tok):
+                lp = base(s, tok)
+                return torch.cat([lp[..., :K], lp[..., -1:]], -1)
+        else:
+            fn = base
+        return constrained_beam_search(
+            fn,
+            state,
+            trie,
+            len(texts),
+            beam_width,
+            n_results,
+            length_penalty,
+            device=self._device,
+            reorder_fn=reorder,
+        )
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | os.PathLike) -> Path:
+        from safetensors.torch import save_file
+
+        self._check()
+        path = Path(path)
+        with atomic_dir(path) as tmp:
+            state = {
+                k: v.detach().cpu().contiguous() for k, v in self.decoder_.state_dict().items()
+            }
+            save_file(state, str(tmp / "decoder.safetensors"))
+            input_dim = int(self.decoder_.mem_proj.in_features)
+            if self.config.memory == "tokens":
+                tok, enc = self._hf_encoder()
+                enc.save_pretrained(tmp / "encoder")
+                tok.save_pretrained(tmp / "encoder")
+            write_manifest(
+                tmp,
+                KIND,
+                FORMAT_VERSION,
+                config=self.config.to_dict(),
+                input_dim=input_dim,
+                history=self.history_,
+            )
+        return path
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike,
+        device: str | None = None,
+        cache_dir: str | os.PathLike | None = None,
+    ) -> QueryToID:
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        path = Path(path)
+        m = read_manifest(path, KIND, FORMAT_VERSION)
+        obj = cls(Seq2SeqIDConfig.from_dict(m["config"]), device=device, cache_dir=cache_dir)
+        try:
+            if obj.config.memory == "tokens":
+                obj._hf_encoder(str(path / "encoder"))
+                obj._hf[1].eval()
+            dec = CodeDecoder(obj.config, int(m["input_dim"]))
+            dec.load_state_dict(load_file(str(path / "decoder.safetensors")))
+        except (OSError, RuntimeError, SafetensorError, json.JSONDecodeError) as e:
+            raise ArtifactError(
+                f"{path}: query->ID weights unreadable or of another shape ({e}); retrain the model"
+            ) from e
+        obj.decoder_ = dec.to(obj._device).eval()
+        obj.history_ = m.get("history", [])
+        return obj
