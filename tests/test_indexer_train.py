@@ -1,0 +1,161 @@
+"""Progressive GSID training on a 48-item catalogue with a tiny T5: artifacts, determinism,
+resume, ablation switches, evaluation helpers, the retriever."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from indexer_fixtures import all_texts, save_tiny_t5, tiny_dataset
+
+from gsid.errors import GsidError
+from gsid.ids.semantic_ids import SemanticIDs
+from gsid.indexer.assign import ami_with_categories, assign, code_accuracy, evaluate_gsid
+from gsid.indexer.config import GSIDConfig
+from gsid.indexer.model import GSIDModel
+from gsid.indexer.sampling import TrainData
+from gsid.indexer.train import GSIDTrainer, train_gsid
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def ds():
+    return tiny_dataset()
+
+
+@pytest.fixture(scope="module")
+def t5_dir(tmp_path_factory, ds):
+    return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))
+
+
+def small(t5_dir, **kw) -> GSIDConfig:
+    base = dict(
+        backbone="t5",
+        model_path=t5_dir,
+        n_levels=2,
+        codebook_size=8,
+        batch_size=16,
+        epochs_per_level=2,
+        warmup_batches=1,
+        lr=3e-3,
+        encoder_lr=3e-3,
+        dead_window=3,
+    )
+    base.update(kw)
+    return GSIDConfig(**base)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, ds, t5_dir):
+    out = tmp_path_factory.mktemp("run")
+    model, ids = train_gsid(
+        ds, small(t5_dir, n_levels=3, epochs_per_level=3), out, show_progress=False
+    )
+    return out, model, ids
+
+
+def test_train_writes_artifacts(trained, ds):
+    out, model, ids = trained
+    assert isinstance(ids, SemanticIDs)
+    assert ids.n_items == len(ds.items) and ids.collision_rate() == 0.0
+    assert ids.config["builder"] == "gsid"
+    assert not (out / "checkpoint").exists()
+    loaded = SemanticIDs.load(out / "ids")
+    assert np.array_equal(loaded.codes, ids.codes)
+    log = json.loads((out / "train_log.json").read_text())
+    assert [lv["level"] for lv in log["levels"]] == [0, 1, 2]
+    assert all(1 <= lv["codes_used"] <= 8 for lv in log["levels"])
+    assert {"contrastive", "loss"} <= set(log["log"][-1])
+    assert "commit" in log["log"][-1]  # the last level has earlier codes to keep
+
+
+def test_saved_model_reassigns_the_same_codes(trained, ds):
+    out, model, ids = trained
+    again = GSIDModel.load(out / "model")
+    codes = assign(again, ds.item_texts())
+    assert np.array_equal(codes, model.item_codes_)
+    # before collision resolution the artifact's first levels are the model's codes
+    assert np.array_equal(ids.codes[:, :3], codes)
+
+
+def test_evaluation_helpers(trained, ds):
+    _, model, ids = trained
+    rep = evaluate_gsid(model, ds, "dev", ks=(1, 10, 100))
+    q = rep["q2i"]["overall"]
+    assert q["n"] > 0 and 0 <= q["R@1"] <= q["R@10"] <= q["R@100"] == 1.0
+    acc = rep["code_accuracy"]
+    assert 0 <= acc["l2"] <= acc["l1"] <= 1
+    assert set(rep["q2i"]) >= {"overall", "head", "torso", "tail"}
+    ami = ami_with_categories(model.item_codes_, ds)
+    assert set(ami) == {
+        "cat1_vs_codes1",
+        "cat1_vs_codes2",
+        "cat1_vs_codes3",
+        "cat2_vs_codes1",
+        "cat2_vs_codes2",
+        "cat2_vs_codes3",
+    }
+    assert code_accuracy(np.array([[1, 2]]), np.array([[1, 3]]), [(0, 0)]) == {"l1": 1.0, "l2": 0.0}
+
+
+def test_same_seed_same_codes_and_resume(tmp_path, ds, t5_dir):
+    cfg = small(t5_dir)
+    _, a = train_gsid(ds, cfg, tmp_path / "a", show_progress=False)
+    _, b = train_gsid(ds, cfg, tmp_path / "b", show_progress=False)
+    assert np.array_equal(a.codes, b.codes)
+    # interrupt mid level 2, then a rerun resumes from the checkpoint
+    data = TrainData.from_dataset(ds, "train", cfg.pseudo_queries_per_item, cfg.seed)
+    GSIDTrainer(cfg).fit(data, tmp_path / "c", show_progress=False, stop_after=5)
+    assert (tmp_path / "c" / "checkpoint" / "trainer.pt").is_file()
+    with pytest.raises(GsidError, match="another configuration"):
+        train_gsid(ds, cfg.replace(lr=1e-2), tmp_path / "c", show_progress=False)
+    _, c = train_gsid(ds, cfg, tmp_path / "c", show_progress=False)
+    assert np.array_equal(a.codes, c.codes)
+
+
+def test_ablation_switches_run(tmp_path, ds, t5_dir):
+    cfg = small(
+        t5_dir,
+        ema=False,
+        multi_query=False,
+        prefix_batches=False,
+        kl_weight=0.0,
+        commit_weight=0.0,
+        reseed_dead=False,
+        pseudo_queries_per_item=0,
+        epochs_per_level=1,
+    )
+    trainer = GSIDTrainer(cfg).fit(TrainData.from_dataset(ds, "train", 0), None, False)
+    assert trainer.item_codes_.shape == (len(ds.items), 2)
+    assert "codebook" in trainer.log_[-1]  # gradient codebooks get the VQ pull
+    # gradient codebooks move only at the level being trained
+    cb = trainer.model_.codebooks.weight
+    assert cb.requires_grad
+
+
+def test_retriever(tmp_path, ds, t5_dir):
+    from gsid.indexer.retriever import GSIDRetriever
+    from gsid.retrieval.base import load_retriever
+
+    cfg = small(t5_dir, epochs_per_level=1).to_dict()
+    cfg.pop("seed")
+    r = GSIDRetriever(config=cfg).index(ds, show_progress=False)
+    ids, scores = r.search(["cordless drill", "garden hose"], k=5)
+    assert ids.shape == (2, 5) and np.all(np.diff(scores, axis=1) <= 1e-6)
+    r.save(tmp_path / "r")
+    r2 = load_retriever(tmp_path / "r")
+    ids2, _ = r2.search(["cordless drill", "garden hose"], k=5)
+    assert (ids == ids2).all()
+    assert r2.ids_.n_items == len(ds.items)
+    from gsid.retrieval.registry import method_class
+
+    assert method_class("gsid") is GSIDRetriever
