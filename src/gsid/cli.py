@@ -15,7 +15,14 @@ from gsid.errors import GsidError
 
 log = logging.getLogger("gsid")
 
-DEMO_METHODS = "bm25,dense,dense-ft"
+DEMO_METHODS = "bm25,dense,dense-ft,gsid,gr"
+# Sizes that keep `gsid demo` within a few minutes on 2 CPU cores (a few thousand items);
+# `--set` overrides any of them. `gsid bench` uses each method's own defaults.
+DEMO_OPTIONS: dict[str, dict] = {
+    "dense-ft": {"max_pairs": 1500},
+    "gsid": {"config": {"n_levels": 3, "codebook_size": 32}},
+    "gr": {"levels": 3, "codebook_size": 16, "model": {"epochs": 6, "num_threads": 1}},
+}
 
 
 def _parse_map(spec: str | None) -> dict[str, str]:
@@ -120,11 +127,20 @@ def _load_data(spec: str, seed: int = 0, show_progress: bool | None = None):
     return Dataset.load(spec)
 
 
-def _run_methods(ds, methods: list[str], args: argparse.Namespace, command: str):
+def _run_methods(
+    ds,
+    methods: list[str],
+    args: argparse.Namespace,
+    command: str,
+    defaults: dict[str, dict] | None = None,
+):
     from gsid.eval.bench import run_bench
     from gsid.retrieval.registry import make_retriever, parse_method_options
 
     options = parse_method_options(args.set)
+    for m, opts in (defaults or {}).items():
+        if m in methods:
+            options[m] = {**opts, **options.get(m, {})}
     stray = sorted(set(options) - set(methods))
     if stray:
         raise GsidError(f"--set names method(s) {stray} that are not in --methods {methods}")
@@ -178,7 +194,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     )
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     command = "gsid " + shlex.join(sys.argv[1:])
-    result = _run_methods(ds, methods, args, command)
+    result = _run_methods(ds, methods, args, command, DEMO_OPTIONS)
     paths = write_report(result, out, stem="demo")
     print(f"\n{ds.name}, split {args.split}, {result.n_queries} queries:")
     print(format_table(result))
@@ -443,8 +459,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    if args.verbose < 2:  # bm25s sets its own logger to DEBUG when imported
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(
+                lambda r: not (r.name.startswith("bm25s") and r.levelno < logging.WARNING)
+            )
     if args.progress is False:
         os.environ["GSID_NO_PROGRESS"] = "1"
+    if args.progress is False or not sys.stderr.isatty():
+        # Hugging Face libraries draw their own bars ("Loading weights") and load reports.
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    if args.verbose == 0:
+        os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     try:
         return args.func(args)
     except GsidError as e:

@@ -21,6 +21,4 @@ def check_options(given: dict, allowed: set[str] | list[str], what: str) -> None
     """Reject unknown options with the list of valid ones (never ignore them silently)."""
     unknown = sorted(set(given) - set(allowed))
     if unknown:
-        raise GsidError(
-            f"unknown {what} option(s) {unknown}; valid options are {sorted(allowed)}"
-        )
+        raise GsidError(f"unknown {what} option(s) {unknown}; valid options are {sorted(allowed)}")
