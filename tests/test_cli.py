@@ -17,15 +17,42 @@ def _files(tmp_path):
 
 def test_import_info_and_bench(tmp_path, capsys):
     _files(tmp_path)
-    rc = main(["--no-progress", "data", "files", "--items", str(tmp_path / "items.csv"),
-               "--items-map", "item_id=sku,title=name", "--log", str(tmp_path / "log.csv"),
-               "--log-map", "item_id=sku,weight=clicks", "--out", str(tmp_path / "ds")])
+    rc = main(
+        [
+            "--no-progress",
+            "data",
+            "files",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--items-map",
+            "item_id=sku,title=name",
+            "--log",
+            str(tmp_path / "log.csv"),
+            "--log-map",
+            "item_id=sku,weight=clicks",
+            "--out",
+            str(tmp_path / "ds"),
+        ]
+    )
     assert rc == 0
     assert main(["data", "info", str(tmp_path / "ds")]) == 0
     out = capsys.readouterr().out
     assert '"items": 4' in out
-    rc = main(["--no-progress", "bench", "--data", str(tmp_path / "ds"), "--methods", "bm25",
-               "--no-timing", "--out", str(tmp_path / "rep"), "--set", "bm25.k1=1.2"])
+    rc = main(
+        [
+            "--no-progress",
+            "bench",
+            "--data",
+            str(tmp_path / "ds"),
+            "--methods",
+            "bm25",
+            "--no-timing",
+            "--out",
+            str(tmp_path / "rep"),
+            "--set",
+            "bm25.k1=1.2",
+        ]
+    )
     assert rc == 0
     report = json.loads((tmp_path / "rep" / "bench.json").read_text(encoding="utf-8"))
     assert report["methods"]["bm25"]["metrics"]["overall"]["R@1"] == 1.0
@@ -34,7 +61,9 @@ def test_import_info_and_bench(tmp_path, capsys):
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
     _files(tmp_path)
-    rc = main(["data", "files", "--items", str(tmp_path / "items.csv"), "--out", str(tmp_path / "ds")])
+    rc = main(
+        ["data", "files", "--items", str(tmp_path / "items.csv"), "--out", str(tmp_path / "ds")]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "gsid: error:" in err and "--map item_id=" in err
@@ -43,12 +72,29 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 
 def test_bench_rejects_unknown_method_and_option(tmp_path, capsys):
     _files(tmp_path)
-    main(["data", "files", "--items", str(tmp_path / "items.csv"), "--items-map",
-          "item_id=sku,title=name", "--log", str(tmp_path / "log.csv"), "--log-map",
-          "item_id=sku", "--out", str(tmp_path / "ds")])
+    main(
+        [
+            "data",
+            "files",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--items-map",
+            "item_id=sku,title=name",
+            "--log",
+            str(tmp_path / "log.csv"),
+            "--log-map",
+            "item_id=sku",
+            "--out",
+            str(tmp_path / "ds"),
+        ]
+    )
     capsys.readouterr()
     assert main(["bench", "--data", str(tmp_path / "ds"), "--methods", "nope"]) == 2
     assert "available methods" in capsys.readouterr().err
-    assert main(["bench", "--data", str(tmp_path / "ds"), "--methods", "bm25",
-                 "--set", "bm25.colour=1"]) == 2
+    assert (
+        main(
+            ["bench", "--data", str(tmp_path / "ds"), "--methods", "bm25", "--set", "bm25.colour=1"]
+        )
+        == 2
+    )
     assert "its options are" in capsys.readouterr().err
