@@ -98,3 +98,71 @@ def test_bench_rejects_unknown_method_and_option(tmp_path, capsys):
         == 2
     )
     assert "its options are" in capsys.readouterr().err
+
+
+def test_ids_build_report_repair(tmp_path, capsys):
+    _files(tmp_path)
+    main(
+        [
+            "data",
+            "files",
+            "--items",
+            str(tmp_path / "items.csv"),
+            "--items-map",
+            "item_id=sku,title=name",
+            "--out",
+            str(tmp_path / "ds"),
+        ]
+    )
+    assert (
+        main(
+            [
+                "--no-progress",
+                "ids",
+                "build",
+                "--data",
+                str(tmp_path / "ds"),
+                "--method",
+                "random",
+                "--levels",
+                "3",
+                "--codebook-size",
+                "4",
+                "--out",
+                str(tmp_path / "ids"),
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "ids",
+                "report",
+                str(tmp_path / "ids"),
+                "--json",
+                str(tmp_path / "d.json"),
+                "--plots",
+                str(tmp_path / "plots"),
+            ]
+        )
+        == 0
+    )
+    assert json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
+    assert (tmp_path / "plots" / "code_distribution.png").read_bytes()[:4] == b"\x89PNG"
+    assert (
+        main(
+            [
+                "ids",
+                "repair",
+                str(tmp_path / "ids"),
+                "drop-level",
+                "--level",
+                "1",
+                "--out",
+                str(tmp_path / "fixed"),
+            ]
+        )
+        == 0
+    )
+    assert "mean ID length" in capsys.readouterr().out
