@@ -1,4 +1,4 @@
-"""The command line: import, info, bench; errors are one clear line and exit code 2."""
+"""The command line: import, info, bench, ids; errors are one clear line and exit code 2."""
 
 from __future__ import annotations
 
@@ -15,44 +15,21 @@ def _files(tmp_path):
     (tmp_path / "log.csv").write_text(LOG, encoding="utf-8")
 
 
-def test_import_info_and_bench(tmp_path, capsys):
+def _import(tmp_path) -> int:
+    """Write the fixture files and import them with `gsid data files` into tmp_path/ds."""
     _files(tmp_path)
-    rc = main(
-        [
-            "--no-progress",
-            "data",
-            "files",
-            "--items",
-            str(tmp_path / "items.csv"),
-            "--items-map",
-            "item_id=sku,title=name",
-            "--log",
-            str(tmp_path / "log.csv"),
-            "--log-map",
-            "item_id=sku,weight=clicks",
-            "--out",
-            str(tmp_path / "ds"),
-        ]
-    )
-    assert rc == 0
+    items, log, out = (str(tmp_path / n) for n in ("items.csv", "log.csv", "ds"))
+    return main(["--no-progress", "data", "files", "--items", items, "--items-map",
+                 "item_id=sku,title=name", "--log", log, "--log-map",
+                 "item_id=sku,weight=clicks", "--out", out])  # fmt: skip
+
+
+def test_import_info_and_bench(tmp_path, capsys):
+    assert _import(tmp_path) == 0
     assert main(["data", "info", str(tmp_path / "ds")]) == 0
-    out = capsys.readouterr().out
-    assert '"items": 4' in out
-    rc = main(
-        [
-            "--no-progress",
-            "bench",
-            "--data",
-            str(tmp_path / "ds"),
-            "--methods",
-            "bm25",
-            "--no-timing",
-            "--out",
-            str(tmp_path / "rep"),
-            "--set",
-            "bm25.k1=1.2",
-        ]
-    )
+    assert '"items": 4' in capsys.readouterr().out
+    rc = main(["--no-progress", "bench", "--data", str(tmp_path / "ds"), "--methods", "bm25",
+               "--no-timing", "--out", str(tmp_path / "rep"), "--set", "bm25.k1=1.2"])  # fmt: skip
     assert rc == 0
     report = json.loads((tmp_path / "rep" / "bench.json").read_text(encoding="utf-8"))
     assert report["methods"]["bm25"]["metrics"]["overall"]["R@1"] == 1.0
@@ -71,98 +48,23 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path, capsys):
 
 
 def test_bench_rejects_unknown_method_and_option(tmp_path, capsys):
-    _files(tmp_path)
-    main(
-        [
-            "data",
-            "files",
-            "--items",
-            str(tmp_path / "items.csv"),
-            "--items-map",
-            "item_id=sku,title=name",
-            "--log",
-            str(tmp_path / "log.csv"),
-            "--log-map",
-            "item_id=sku",
-            "--out",
-            str(tmp_path / "ds"),
-        ]
-    )
+    assert _import(tmp_path) == 0
     capsys.readouterr()
     assert main(["bench", "--data", str(tmp_path / "ds"), "--methods", "nope"]) == 2
     assert "available methods" in capsys.readouterr().err
-    assert (
-        main(
-            ["bench", "--data", str(tmp_path / "ds"), "--methods", "bm25", "--set", "bm25.colour=1"]
-        )
-        == 2
-    )
+    assert main(["bench", "--data", str(tmp_path / "ds"), "--methods", "bm25",
+                 "--set", "bm25.colour=1"]) == 2  # fmt: skip
     assert "its options are" in capsys.readouterr().err
 
 
 def test_ids_build_report_repair(tmp_path, capsys):
-    _files(tmp_path)
-    main(
-        [
-            "data",
-            "files",
-            "--items",
-            str(tmp_path / "items.csv"),
-            "--items-map",
-            "item_id=sku,title=name",
-            "--out",
-            str(tmp_path / "ds"),
-        ]
-    )
-    assert (
-        main(
-            [
-                "--no-progress",
-                "ids",
-                "build",
-                "--data",
-                str(tmp_path / "ds"),
-                "--method",
-                "random",
-                "--levels",
-                "3",
-                "--codebook-size",
-                "4",
-                "--out",
-                str(tmp_path / "ids"),
-            ]
-        )
-        == 0
-    )
-    assert (
-        main(
-            [
-                "ids",
-                "report",
-                str(tmp_path / "ids"),
-                "--json",
-                str(tmp_path / "d.json"),
-                "--plots",
-                str(tmp_path / "plots"),
-            ]
-        )
-        == 0
-    )
+    assert _import(tmp_path) == 0
+    ids, fixed = str(tmp_path / "ids"), str(tmp_path / "fixed")
+    assert main(["--no-progress", "ids", "build", "--data", str(tmp_path / "ds"), "--method",
+                 "random", "--levels", "3", "--codebook-size", "4", "--out", ids]) == 0  # fmt: skip
+    assert main(["ids", "report", ids, "--json", str(tmp_path / "d.json"),
+                 "--plots", str(tmp_path / "plots")]) == 0  # fmt: skip
     assert json.loads((tmp_path / "d.json").read_text(encoding="utf-8"))
     assert (tmp_path / "plots" / "code_distribution.png").read_bytes()[:4] == b"\x89PNG"
-    assert (
-        main(
-            [
-                "ids",
-                "repair",
-                str(tmp_path / "ids"),
-                "drop-level",
-                "--level",
-                "1",
-                "--out",
-                str(tmp_path / "fixed"),
-            ]
-        )
-        == 0
-    )
+    assert main(["ids", "repair", ids, "drop-level", "--level", "1", "--out", fixed]) == 0
     assert "mean ID length" in capsys.readouterr().out
