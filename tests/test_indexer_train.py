@@ -7,8 +7,7 @@ import json
 
 import numpy as np
 import pytest
-import torch
-from indexer_fixtures import all_texts, save_tiny_t5, tiny_dataset
+from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import GsidError
 from gsid.ids.semantic_ids import SemanticIDs
@@ -17,24 +16,6 @@ from gsid.indexer.config import GSIDConfig
 from gsid.indexer.model import GSIDModel
 from gsid.indexer.sampling import TrainData
 from gsid.indexer.train import GSIDTrainer, train_gsid
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
-@pytest.fixture(scope="module")
-def ds():
-    return tiny_dataset()
-
-
-@pytest.fixture(scope="module")
-def t5_dir(tmp_path_factory, ds):
-    return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))
 
 
 def small(t5_dir, **kw) -> GSIDConfig:
