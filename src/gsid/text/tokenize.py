@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterable
 
 from gsid.text.normalize import CJK_RUN, normalize_text
 
@@ -82,6 +81,3 @@ class LexicalTokenizer:
         if self.stem and words:
             words = _stemmer("english").stemWords(words)
         return words
-
-    def batch(self, texts: Iterable[str]) -> list[list[str]]:
-        return [self(t) for t in texts]
