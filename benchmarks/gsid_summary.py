@@ -38,8 +38,11 @@ def homedepot() -> list[str]:
         b = r.get("baseline_frozen_minilm_q2i")
         if b:
             o = b["overall"]
+            enc = "aligned encoder" if r["config"].get("align_encoder") else "frozen MiniLM"
+            if r["config"].get("model_path"):
+                enc = f"encoder {Path(r['config']['model_path']).parent.name}"
             out.append(
-                f"| frozen MiniLM cosine (same run) | {_f(o['R@1'])} | {_f(o['R@10'])} | "
+                f"| {enc} cosine (same run) | {_f(o['R@1'])} | {_f(o['R@10'])} | "
                 f"{_f(o['R@100'])} | {_f(o['MRR@100'])} | | | | | |"
             )
         lv = "; ".join(

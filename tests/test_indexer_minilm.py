@@ -61,3 +61,47 @@ def test_minilm_frozen_cached_features(tmp_path):
     assert torch.allclose(live, trainer.features_.item_x[:4], atol=1e-4)
     codes = assign(trainer.model_, ds.item_texts())
     assert np.array_equal(codes, trainer.item_codes_)
+
+
+def test_encoder_alignment_step(tmp_path):
+    """Step 0 fine-tunes the encoder on the pairs; the code steps then read the aligned
+    encoder's pooled outputs through the shared cache, equal to a live pass of the model."""
+    ds = tiny_dataset(per_cat=6)
+    cfg = GSIDConfig(
+        decoder_layers=1,
+        n_levels=2,
+        codebook_size=4,
+        batch_size=12,
+        freeze_encoder=True,
+        memory="pooled",
+        memory_skip=True,
+        max_batches_per_level=2,
+        warmup_batches=1,
+        align_encoder={"batch_size": 8, "max_pairs": 16, "lr": 1e-3},
+    )
+    base = GSIDModel.build(cfg)
+    model, ids = train_gsid(
+        ds, cfg, tmp_path / "run", show_progress=False, cache_dir=str(tmp_path / "cache")
+    )
+    assert ids.n_items == 24
+    assert (tmp_path / "run" / "aligned-encoder" / "finetune.json").is_file()
+    w0 = base.backbone.encoder.layer[0].attention.self.query.weight
+    w1 = model.backbone.encoder.layer[0].attention.self.query.weight
+    assert not torch.allclose(w0, w1)  # the encoder moved
+    from gsid.indexer.train import pooled_features
+
+    cached = pooled_features(model, ds.item_texts()[:4], str(tmp_path / "cache"))
+    live = model.pooled_features(ds.item_texts()[:4])
+    assert torch.allclose(cached, live, atol=1e-4)
+    # the saved model carries the aligned encoder
+    again = GSIDModel.load(tmp_path / "run" / "model")
+    assert torch.allclose(again.backbone.encoder.layer[0].attention.self.query.weight, w1)
+
+
+def test_alignment_options_are_checked():
+    from gsid.errors import GsidError
+
+    with pytest.raises(GsidError, match="no_such_knob"):
+        GSIDConfig(align_encoder={"no_such_knob": 1})
+    with pytest.raises(GsidError, match="shared"):
+        GSIDConfig(align_encoder={"towers": "separate"})

@@ -67,6 +67,8 @@ class GSIDConfig:
     # ---- pre-training
     pretrain_batches: int = 0
     pretrain_lr: float = 1e-4
+    # ---- step 0: encoder alignment (see indexer/align.py); FineTuneConfig fields, None = off
+    align_encoder: dict | None = None
     # ---- misc
     seed: int = 0
     device: str | None = None
@@ -111,6 +113,11 @@ class GSIDConfig:
         for name in ("kl_weight", "commit_weight", "warmup_batches", "pretrain_batches"):
             if getattr(self, name) < 0:
                 raise GsidError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+
+        if self.align_encoder is not None:
+            from gsid.indexer.align import alignment_config
+
+            alignment_config(self)  # unknown or invalid fields fail here, before any training
 
     @property
     def cached_features(self) -> bool:

@@ -74,3 +74,9 @@ def shard(n: int) -> slice:
     W, r = world_size(), rank()
     per = n // W
     return slice(r * per, (r + 1) * per)
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in a single process)."""
+    if is_distributed():
+        dist.barrier()

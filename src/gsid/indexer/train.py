@@ -4,6 +4,8 @@
     # runs/gsid/model  (GSIDModel.save), runs/gsid/ids (SemanticIDs), runs/gsid/train_log.json
     # runs/gsid/checkpoint  (removed at the end; a rerun resumes from it after a crash)
 
+Optional step 0 (`align_encoder`, see align.py): the encoder alone is aligned with the
+query-item contrastive loss before the code steps (after pre-training, when that is on).
 Per level t: the frozen codes of steps < t are assigned to every item (greedy decoding); then
 each batch teacher-forces items and their queries with the item's codes, and
   * the first `warmup_batches` batches use the contrastive loss only,
@@ -12,15 +14,24 @@ each batch teacher-forces items and their queries with the item's codes, and
   * codebook t moves by EMA towards the item representations assigned to each code (or by
     gradients with ema=False), codes unused over `dead_window` batches are re-seeded.
 Launched by torchrun, each rank takes a slice of every global batch (see distributed.py).
+
+Fine-tuning (`init_model=`, a GSIDModel or a saved model directory): the same progressive
+schedule runs from the given model's weights, codebooks and EMA statistics instead of a fresh
+build, so every step continues from its old codes (no random codebooks, no data seeding, no
+pre-training or alignment again). Only the fields in FINE_TUNE_FIELDS (budget, optimiser,
+bookkeeping) may differ from the model's own config; a short budget is the usual choice:
+`config=model.config.replace(max_batches_per_level=100, warmup_batches=0)`.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import os
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -37,6 +48,62 @@ from gsid.indexer.model import GSIDModel
 from gsid.indexer.sampling import TrainData, batches, n_batches, positive_mask
 
 logger = logging.getLogger(__name__)
+
+# GSIDConfig fields a fine-tuning run may change: they set how long and how fast it trains, not
+# the shape or the meaning of the model it starts from (everything else must match). The dead-code
+# knobs are here because re-seeding a code moves the items that still use it (reseed_dead=False
+# keeps every old code in place during a short fine-tune).
+FINE_TUNE_FIELDS = frozenset(
+    {
+        "reseed_dead",
+        "dead_window",
+        "dead_threshold",
+        "epochs_per_level",
+        "max_batches_per_level",
+        "warmup_batches",
+        "lr",
+        "encoder_lr",
+        "weight_decay",
+        "grad_clip",
+        "batch_size",
+        "seed",
+        "device",
+        "encode_batch_size",
+        "checkpoint_every",
+    }
+)
+
+
+def fine_tune_start(
+    init_model: GSIDModel | str | os.PathLike, config: GSIDConfig, device
+) -> GSIDModel:
+    """A copy of `init_model` (weights, codebooks, EMA buffers) carrying `config`, which may
+    differ from the model's own config only in FINE_TUNE_FIELDS; the caller's model is left
+    untouched."""
+    if isinstance(init_model, (str, os.PathLike)):
+        init = GSIDModel.load(init_model, device=device)
+    elif isinstance(init_model, GSIDModel):
+        init = init_model
+    else:
+        raise GsidError(
+            f"init_model must be a GSIDModel or the directory of a saved one, got "
+            f"{type(init_model).__name__}"
+        )
+    old, new = init.config.to_dict(), config.to_dict()
+    diff = sorted(k for k in new if k not in FINE_TUNE_FIELDS and old.get(k) != new[k])
+    if diff:
+        detail = ", ".join(f"{k}: model {old.get(k)!r} vs config {new[k]!r}" for k in diff)
+        raise GsidError(
+            f"init_model was trained with another model configuration ({detail}); a fine-tuning "
+            f"config may change only {sorted(FINE_TUNE_FIELDS)}: start from "
+            f"model.config.replace(...) or train a fresh model without init_model"
+        )
+    model = GSIDModel(config, copy.deepcopy(init.backbone), init.tokenizer)
+    model.load_state_dict(init.state_dict(), strict=True)  # codebooks + EMA buffers included
+    source = getattr(init, "encoder_source_", None)
+    if source is not None and Path(source).exists():  # its pooled outputs stay cacheable
+        model.encoder_source_ = source
+    return model.to(device)
 
 
 # ---------------------------------------------------------------------- features
@@ -76,13 +143,19 @@ class Features:
 def pooled_features(
     model: GSIDModel, texts: list[str], cache_dir: str | None, show_progress: bool | None = None
 ) -> torch.Tensor:
-    """(N, H) pooled encoder outputs. The untouched packaged MiniLM shares the on-disk
-    embedding cache with the other gsid tools (same mean-pool + normalise)."""
-    cfg = model.config
-    if cfg.backbone == "minilm" and cfg.model_path is None and cfg.pretrain_batches == 0:
-        from gsid.text.encoders import SentenceEncoder
+    """(N, H) pooled encoder outputs. A frozen encoder that is a sentence-transformers directory
+    (the packaged MiniLM, `model_path`, or the aligned encoder of step 0) is read through the
+    on-disk embedding cache shared with the other gsid tools (same mean-pool + normalise)."""
+    from gsid.text.encoders import DEFAULT_MODEL, SentenceEncoder
 
+    cfg = model.config
+    source = getattr(model, "encoder_source_", None)
+    if source is None and cfg.backbone == "minilm" and cfg.pretrain_batches == 0:
+        if cfg.align_encoder is None:  # the starting encoder, untouched
+            source = cfg.model_path or DEFAULT_MODEL
+    if source is not None:
         enc = SentenceEncoder(
+            source,
             device=str(model.device),
             batch_size=cfg.encode_batch_size,
             max_seq_length=cfg.max_seq_length,
@@ -153,6 +226,7 @@ class GSIDTrainer:
         self.log_: list[dict] = []
         self.level_summary_: list[dict] = []
         self.wall_s_: float = 0.0
+        self.fine_tuning_ = False
 
     # -- helpers
     def _optimizer(self, model: GSIDModel) -> torch.optim.Optimizer:
@@ -203,6 +277,34 @@ class GSIDTrainer:
         torch.save(state, tmp)
         os.replace(tmp, ckdir / "trainer.pt")
 
+    def _align(self, model: GSIDModel, dataset, split: str, out_dir, show_progress) -> None:
+        """Step 0 (indexer/align.py). Rank 0 fine-tunes and saves; the other ranks load its
+        weights, so every replica starts the code steps from the same encoder."""
+        from gsid.indexer.align import align_encoder
+
+        if dataset is None:
+            raise GsidError(
+                "align_encoder needs the Dataset (its query-item pairs): use train_gsid"
+            )
+        if out_dir is None:
+            if dd.is_distributed():
+                raise GsidError("distributed training with align_encoder needs an out_dir")
+            self._tmp = tempfile.TemporaryDirectory(prefix="gsid-align-")
+            work = Path(self._tmp.name)
+        else:
+            work = Path(out_dir)
+        if dd.rank() == 0:
+            source = align_encoder(model, dataset, self.config, work, split, show_progress)
+        dd.barrier()
+        if dd.rank() != 0:
+            from transformers import AutoModel
+
+            source = str(work / "aligned-encoder" / "model")
+            aligned = AutoModel.from_pretrained(source, add_pooling_layer=False)
+            model.backbone.load_state_dict(aligned.state_dict())
+        if self.config.freeze_encoder:  # its pooled outputs can come from the shared cache
+            model.encoder_source_ = source
+
     # -- main loop
     def fit(
         self,
@@ -211,9 +313,15 @@ class GSIDTrainer:
         show_progress: bool | None = None,
         resume: bool = True,
         stop_after: int | None = None,
+        dataset=None,
+        split: str = "train",
+        init_model: GSIDModel | str | os.PathLike | None = None,
     ) -> GSIDTrainer:
         """Train all levels. With `out_dir`, a checkpoint is kept in out_dir/checkpoint and a
-        rerun resumes from it. `stop_after` (total batches) interrupts on purpose (tests)."""
+        rerun resumes from it. `stop_after` (total batches) interrupts on purpose (tests).
+        `dataset` (and its `split`) is needed by the encoder alignment step only.
+        `init_model` (a GSIDModel or a saved model directory) fine-tunes that model instead of
+        building a fresh one (see the module docstring); it is not modified."""
         cfg = self.config
         from gsid.text.encoders import pick_device
 
@@ -225,6 +333,7 @@ class GSIDTrainer:
         np.random.seed(cfg.seed)
         ckdir = Path(out_dir) / "checkpoint" if out_dir is not None else None
         state = None
+        self.fine_tuning_ = init_model is not None
         if ckdir is not None and resume and (ckdir / "trainer.pt").is_file():
             model = GSIDModel.load(ckdir / "model", device=device)
             saved = {k: v for k, v in model.config.to_dict().items() if k != "device"}
@@ -239,12 +348,16 @@ class GSIDTrainer:
             logger.info(
                 "resuming from %s (level %d, batch %d)", ckdir, state["level"], state["batch"]
             )
+        elif init_model is not None:
+            model = fine_tune_start(init_model, cfg, device)
         else:
             model = GSIDModel.build(cfg).to(device)
             if cfg.pretrain_batches > 0:
                 from gsid.indexer.pretrain import pretrain
 
                 pretrain(model, data, cfg, show_progress=show_progress)
+            if cfg.align_encoder is not None:
+                self._align(model, dataset, split, out_dir, show_progress)
         model.train()
         opt = self._optimizer(model)
         gen = torch.Generator().manual_seed(cfg.seed)
@@ -377,7 +490,8 @@ class GSIDTrainer:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
         with torch.no_grad():
-            if cfg.init_from_data and b == cfg.warmup_batches:
+            # a fine-tuned codebook keeps its old codes: never re-seed it from a batch
+            if cfg.init_from_data and b == cfg.warmup_batches and not self.fine_tuning_:
                 model.codebooks.seed_from(level, dd.gather_nograd(d_t.contiguous()), gen)
             codes = model.step_logits(d_t, level).argmax(-1)
             if not warm:
@@ -424,19 +538,31 @@ def train_gsid(
     collisions: str = "append",
     resume: bool = True,
     split: str = "train",
+    init_model: GSIDModel | str | os.PathLike | None = None,
 ):
     """Train GSID on `dataset` (a gsid Dataset) and assign codes to its whole catalogue.
 
     Returns (model, SemanticIDs). With `out_dir`: out_dir/model, out_dir/ids,
-    out_dir/train_log.json are written (rank 0) and out_dir/checkpoint allows resuming."""
+    out_dir/train_log.json are written (rank 0) and out_dir/checkpoint allows resuming.
+    `init_model` (a GSIDModel or a saved model directory) fine-tunes it on `dataset` (e.g. a
+    grown catalogue) instead of training from scratch; `config` then defaults to its own."""
     from gsid.indexer.assign import to_semantic_ids
 
+    if config is None and isinstance(init_model, GSIDModel):
+        config = init_model.config
+    elif config is None and init_model is not None:
+        from gsid._io import read_manifest
+        from gsid.indexer.model import FORMAT_VERSION, KIND
+
+        config = read_manifest(init_model, KIND, FORMAT_VERSION)["config"]
     cfg = config if isinstance(config, GSIDConfig) else GSIDConfig.from_dict(dict(config or {}))
     data = TrainData.from_dataset(dataset, split, cfg.pseudo_queries_per_item, cfg.seed)
     logger.info(
         "GSID training data: %d items, %d with logged queries", data.n_items, data.n_with_queries()
     )
-    trainer = GSIDTrainer(cfg, cache_dir).fit(data, out_dir, show_progress, resume)
+    trainer = GSIDTrainer(cfg, cache_dir).fit(
+        data, out_dir, show_progress, resume, dataset=dataset, split=split, init_model=init_model
+    )
     model = trainer.model_
     provenance = {
         "dataset": getattr(dataset, "name", "dataset"),
@@ -444,7 +570,12 @@ def train_gsid(
         "levels": trainer.level_summary_,
         "wall_s": round(trainer.wall_s_, 1),
         "pretrained": cfg.pretrain_batches > 0,
+        "encoder_aligned": cfg.align_encoder is not None,
     }
+    if init_model is not None:
+        provenance["fine_tuned_from"] = (
+            str(init_model) if isinstance(init_model, (str, os.PathLike)) else "a GSIDModel"
+        )
     ids = to_semantic_ids(data.item_ids, trainer.item_codes_, cfg, collisions, provenance)
     if out_dir is not None and dd.rank() == 0:
         out = Path(out_dir)
