@@ -195,12 +195,7 @@ class GenerativeRetriever(Retriever):
             show_progress=show_progress,
         )
         self.model_ = q2id
-        # prior: sum of training weights, then number of training queries (train split only)
-        weight = np.zeros(len(item_ids))
-        n_queries = np.zeros(len(item_ids))
-        if len(pairs):
-            np.add.at(weight, q_items, pairs["weight"].to_numpy(float))
-            np.add.at(n_queries, q_items, 1.0)
+        weight, n_queries = log_prior(pairs, q_items, len(item_ids))
         self._rank(ids, rows, weight, n_queries)
         if self.rescore == "cosine":
             self.item_emb_ = X.astype(np.float16)
@@ -245,19 +240,7 @@ class GenerativeRetriever(Retriever):
     def _rank(
         self, ids: SemanticIDs, rows: np.ndarray, weight: np.ndarray, n_queries: np.ndarray
     ) -> None:
-        """ranked_[j] = dataset item row at code-sorted position j, with items that share a
-        whole ID ordered by prior (they form one contiguous run of the sorted order)."""
-        order = ids.order_  # artifact rows in code order
-        to_item = np.empty(ids.n_items, np.int64)
-        to_item[rows] = np.arange(len(rows))
-        item_sorted = to_item[order]  # dataset row at sorted position
-        sc = ids.sorted_codes()[0]
-        group = np.zeros(len(sc), np.int64)
-        if len(sc) > 1:
-            group[1:] = np.cumsum((sc[1:] != sc[:-1]).any(axis=1))
-        # lexsort: last key is primary -> group, then -weight, -n_queries, catalogue row
-        perm = np.lexsort((item_sorted, -n_queries[item_sorted], -weight[item_sorted], group))
-        self.ranked_ = item_sorted[perm]
+        self.ranked_ = prior_order(ids, rows, weight, n_queries)
 
     # ------------------------------------------------------------------ search
     def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
@@ -292,26 +275,14 @@ class GenerativeRetriever(Retriever):
 
     def _expand(
         self, nodes: torch.Tensor, scores: torch.Tensor, k: int
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    ) -> tuple[list[np.ndarray], list[np.ndarray], np.ndarray]:
         """Beams (B, R) -> per query the item rows of the generated IDs in beam order (at most
-        `limit` each, all candidates when re-scoring) with their ID's score. Vectorised: the
-        exact-ID ranges [lo, lo + n_end) of all beams are expanded with one repeat."""
-        B, R = nodes.shape
+        `limit` each, all candidates when re-scoring) with their ID's score."""
+        B = nodes.shape[0]
         limit = k if self.rescore == "prior" else max(k, self.beam_width)
-        nodes_f = nodes.reshape(-1)
-        alive = nodes_f >= 0
-        safe = nodes_f.clamp(min=0)
-        lo = torch.where(alive, self.trie_.lo[safe], 0).numpy()
-        cnt = torch.where(alive, self.trie_.n_end[safe], 0).numpy()
-        cnt = np.minimum(cnt, limit)
-        total = int(cnt.sum())
-        beam_of = np.repeat(np.arange(B * R), cnt)
-        offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-        pos = np.repeat(lo, cnt) + offs
-        item_rows = self.ranked_[pos]
-        item_scores = scores.reshape(-1).numpy()[beam_of]
-        query = beam_of // R
-        per_q = np.bincount(query, minlength=B)
+        item_rows, item_scores, _, per_q = expand_ids(
+            self.trie_, self.ranked_, nodes, scores, limit
+        )
         starts = np.cumsum(per_q) - per_q
         counts = np.minimum(per_q, limit)
         rows = [item_rows[starts[b] : starts[b] + per_q[b]] for b in range(B)]
@@ -356,3 +327,61 @@ class GenerativeRetriever(Retriever):
                 f"{directory}: ranked.npy / item_ids do not match the semantic "
                 f"IDs ({self.ids_.n_items} items); re-index and save again"
             )
+
+
+# ---------------------------------------------------------------------- shared by ID retrievers
+def log_prior(pairs, q_items: np.ndarray, n_items: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item prior from the training log: (sum of training weights, number of training
+    queries), both (n_items,). pairs: `dataset.training_pairs(...)`; q_items (P,): the item row
+    of each pair."""
+    weight = np.zeros(n_items)
+    n_queries = np.zeros(n_items)
+    if len(pairs):
+        np.add.at(weight, q_items, pairs["weight"].to_numpy(float))
+        np.add.at(n_queries, q_items, 1.0)
+    return weight, n_queries
+
+
+def prior_order(
+    ids: SemanticIDs, rows: np.ndarray, weight: np.ndarray, n_queries: np.ndarray
+) -> np.ndarray:
+    """ranked[j] = dataset item row at code-sorted position j, with items that share a whole ID
+    ordered by prior (they form one contiguous run of the sorted order): higher weight, then more
+    training queries, then catalogue order. rows (N,): artifact row of each dataset item."""
+    order = ids.order_  # artifact rows in code order
+    to_item = np.empty(ids.n_items, np.int64)
+    to_item[rows] = np.arange(len(rows))
+    item_sorted = to_item[order]  # dataset row at sorted position
+    sc = ids.sorted_codes()[0]
+    group = np.zeros(len(sc), np.int64)
+    if len(sc) > 1:
+        group[1:] = np.cumsum((sc[1:] != sc[:-1]).any(axis=1))
+    # lexsort: last key is primary -> group, then -weight, -n_queries, catalogue row
+    perm = np.lexsort((item_sorted, -n_queries[item_sorted], -weight[item_sorted], group))
+    return item_sorted[perm]
+
+
+def expand_ids(
+    trie: CodeTrie, ranked: np.ndarray, nodes: torch.Tensor, scores: torch.Tensor, limit: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Generated IDs (B, R) trie nodes (-1 = none) and their scores -> the items whose whole ID
+    is each node (at most `limit` per ID, in `ranked` order), flat and in beam order:
+    item_rows (M,), item_scores (M,) (the ID's score), query (M,) (the query row, nondecreasing)
+    and per_q (B,) (candidates per query). Vectorised: the exact-ID ranges [lo, lo + n_end) of
+    all beams are expanded with one repeat."""
+    B, R = nodes.shape
+    nodes_f = nodes.reshape(-1)
+    alive = nodes_f >= 0
+    safe = nodes_f.clamp(min=0)
+    lo = torch.where(alive, trie.lo[safe], 0).numpy()
+    cnt = torch.where(alive, trie.n_end[safe], 0).numpy()
+    cnt = np.minimum(cnt, limit)
+    total = int(cnt.sum())
+    beam_of = np.repeat(np.arange(B * R), cnt)
+    offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    pos = np.repeat(lo, cnt) + offs
+    item_rows = ranked[pos]
+    item_scores = scores.reshape(-1).numpy()[beam_of]
+    query = beam_of // R
+    per_q = np.bincount(query, minlength=B)
+    return item_rows, item_scores, query, per_q

@@ -17,6 +17,7 @@ METHODS: dict[str, str] = {
     "dense-ft": "gsid.retrieval.dense:FineTunedDenseRetriever",
     "gr": "gsid.retrieval.generative:GenerativeRetriever",
     "gsid": "gsid.indexer.retriever:GSIDRetriever",
+    "gsid-gr": "gsid.indexer.generative:GSIDGenerativeRetriever",
 }
 # Options that the harness passes to every method whose constructor accepts them.
 SHARED_OPTIONS = ("cache_dir", "seed", "device")

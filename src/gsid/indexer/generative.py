@@ -1,0 +1,496 @@
+"""GSID generative retrieval (name "gsid-gr"): the GSID model reads a query and generates the
+GSID codes of the products that answer it, under a beam search that only produces codes that
+exist in the catalogue (the paper's online use).
+
+    r = GSIDGenerativeRetriever(model_dir="runs/gsid_homedepot").index(dataset)
+    ids, scores = r.search(["cordless drill"], k=10)
+    r.save("runs/gsid-gr"); load_retriever("runs/gsid-gr")
+
+`index` trains GSID like GSIDRetriever does (same CPU defaults and config) or loads `model_dir`
+(a directory written by `train_gsid`, which holds model/, or a GSIDModel directory). Every
+item's greedy codes are its ID: the L codes WITHOUT a collision suffix, so many items share one
+ID (a leaf of the code tree). A CodeTrie is built over them.
+
+Search, one batch at a time: encode the queries, run one batched constrained beam search whose
+step scores are log softmax(d_t . E_t / T) of the GSID decoder (the codes of the beam prefix
+teacher-forced), take the `beam_width` best IDs (score = sum of the step log-probs) and list the
+items under each in beam order; items that share an ID are ordered by the prior from the
+training log (exactly as the `gr` method does, see retrieval/generative.py). With
+rescore="cosine" the first `rescore_depth` candidates are re-ranked by the cosine between the
+query's and the items' GSID representations (assign.representation, stored as float16).
+
+GSID IDs have a fixed length, so EOS is never needed: its log-prob is -inf and the beam search
+finishes an ID at its leaf for free.
+
+Speed: with the CPU model (pooled memory, one decoder layer) decoding is exact and incremental:
+the decoder's self-attention inputs at each position depend only on that position's code, so
+their projections are tabulated once per model for every (position, code), and the
+cross-attention over the single pooled memory vector is one vector per query. A step then costs
+one attention over <= L cached keys and the feed-forward block per beam. Other models (T5,
+token memory, deeper decoders) re-run `model.decode` on the whole prefix (L <= 4 steps).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from gsid._progress import progress
+from gsid.errors import ArtifactError, GsidError, NotFittedError, check_options
+from gsid.indexer.assign import REPRESENTATIONS, encode, representation, to_semantic_ids
+from gsid.indexer.config import GSIDConfig
+from gsid.indexer.retriever import CPU_DEFAULTS
+from gsid.retrieval.base import Retriever, SearchResults
+from gsid.retrieval.beam import constrained_beam_search
+from gsid.retrieval.generative import RESCORE, expand_ids, log_prior, prior_order
+from gsid.retrieval.seq2seq_ids import torch_threads
+from gsid.retrieval.trie import CodeTrie
+
+logger = logging.getLogger(__name__)
+
+NEG_INF = float("-inf")
+#: CSR trie, no dense next-node table: on Home Depot (54,667 items, 8,769 nodes) the beam search
+#: ran as fast with it (measured, batch 1 and 64) and the trie took 11.5 instead of 42.9 B/item
+TRIE_DENSE_LIMIT = 0
+#: float32 elements widened at once when re-scoring by cosine (~16 MB)
+_COSINE_CHUNK = 1 << 22
+
+
+# ---------------------------------------------------------------------- step scorers
+class FullScorer:
+    """Step log-probs by re-running `model.decode` on every beam's whole prefix (any GSID model).
+
+    state = start(memory, mask); logp, d = step(state, tokens) with tokens (B, w, t) the code
+    prefixes -> logp (B, w, K + 1) (EOS column -inf) and d (B, w, H) the step-t states. At
+    t = L (a whole ID) only EOS is possible (the beam search never asks; brute force does)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def start(self, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return memory, mask
+
+    @torch.no_grad()
+    def step(self, state, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory, mask = state
+        B, w, t = tokens.shape
+        if t >= self.model.config.n_levels:
+            return _ended(B, w, self.model, memory.device)
+        mem = memory.repeat_interleave(w, 0)  # (B*w, S, H)
+        msk = mask.repeat_interleave(w, 0)
+        d = self.model.decode(mem, msk, tokens.reshape(B * w, t))[:, -1]  # (B*w, H)
+        return _with_eos(self.model.step_logits(d, t), B, w), d.view(B, w, -1)
+
+
+class PooledStepScorer:
+    """Exact incremental decoding for a GSID model with pooled memory and one pre-norm decoder
+    layer (the CPU default). Hand-written because nn.TransformerDecoder has no KV cache; this
+    form needs no cache at all:
+
+    * the layer input at position p is x_p = code_in(E_{p-1}[c]) + pos[p] (x_0 = BOS + pos[0]):
+      one row per (position, code). Its self-attention values and the attention logits of
+      every (row, row) pair are tabulated once (R = 1 + (L-1) * K rows);
+    * cross-attention over one memory vector has weight 1 whatever the query: its output
+      out_proj(v_proj(m)) is one vector per query;
+    * only d_t of the newest position is needed (one layer: the other positions' outputs
+      never feed anything), so a step is an attention over t+1 tabulated keys, the
+      feed-forward block and the final norm, per beam.
+    Equal to `model.decode(...)[:, -1]` up to float rounding (tested)."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+        layer = model.decoder.layers[0]
+        sa = layer.self_attn
+        H, K, L = model.hidden_size, model.config.codebook_size, model.config.n_levels
+        self.H, self.K, self.L = H, K, L
+        self.nh = sa.num_heads
+        self.dh = H // self.nh
+        self.layer = layer
+        with torch.no_grad():
+            rows = [(model.bos + model.pos[0])[None]]  # (1, H) position 0
+            for p in range(1, L):
+                e = model.codebooks.table(p - 1)  # (K, H) E_{p-1}
+                rows.append(model.code_in(e) + model.pos[p])  # (K, H)
+            X = torch.cat(rows)  # (R, H), R = 1 + (L-1)K
+            qkv = F.linear(layer.norm1(X), sa.in_proj_weight, sa.in_proj_bias)  # (R, 3H)
+            q, k, v = qkv.split(H, dim=1)
+            self.X = X
+            q = (q / math.sqrt(self.dh)).view(-1, self.nh, self.dh)  # (R, nh, dh)
+            # attention logits of every (new position row, earlier position row) pair
+            self.S = torch.einsum("rhd,shd->rsh", q, k.view(-1, self.nh, self.dh))  # (R, R, nh)
+            self.V = v.view(-1, self.nh, self.dh)  # (R, nh, dh)
+            ca = layer.multihead_attn
+            self.Wv_ca = ca.in_proj_weight[2 * H :]
+            self.bv_ca = ca.in_proj_bias[2 * H :]
+            # codebooks as used for scoring, temperature folded in: (L, K, H)
+            self.E = torch.stack([model.codebooks.table(t) for t in range(L)])
+            self.E = self.E / model.codebooks.temperature
+        self.normalize = model.codebooks.normalize
+        self.skip = model.config.memory_skip
+
+    @staticmethod
+    def supports(model) -> bool:
+        """The conditions under which the tabulated form equals the model's decoder."""
+        if getattr(model, "is_t5", True) or model.config.memory != "pooled":
+            return False
+        layers = getattr(getattr(model, "decoder", None), "layers", None)
+        if layers is None or len(layers) != 1 or model.decoder.norm is not None:
+            return False
+        lay = layers[0]
+        sa, ca = lay.self_attn, lay.multihead_attn
+        return bool(
+            lay.norm_first
+            and sa.batch_first
+            and sa._qkv_same_embed_dim
+            and ca._qkv_same_embed_dim
+            and sa.bias_k is None
+            and ca.bias_k is None
+            and not sa.add_zero_attn
+            and not ca.add_zero_attn
+            and sa.in_proj_bias is not None
+            and ca.in_proj_bias is not None
+        )
+
+    @torch.no_grad()
+    def start(self, memory: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """memory (B, 1, H) -> (cross-attention output (B, H), skip path (B, H))."""
+        m = memory[:, 0]  # (B, H)
+        ca = F.linear(
+            F.linear(m, self.Wv_ca, self.bv_ca),
+            self.layer.multihead_attn.out_proj.weight,
+            self.layer.multihead_attn.out_proj.bias,
+        )
+        return ca, m
+
+    @torch.no_grad()
+    def step(self, state, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ca, m = state
+        B, w, t = tokens.shape
+        if t >= self.L:
+            return _ended(B, w, self.model, ca.device)
+        # table row of every position: 0, then 1 + (p-1)K + code
+        rows = torch.zeros((B, w, t + 1), dtype=torch.long, device=tokens.device)
+        if t:
+            offs = 1 + torch.arange(t, device=tokens.device) * self.K  # (t,)
+            rows[..., 1:] = tokens + offs
+        last = rows[..., -1]  # (B, w)
+        att = self.S[last.unsqueeze(-1), rows].softmax(2)  # (B, w, t+1, nh)
+        # a broadcast product, not einsum: at these sizes einsum's permute copies cost more
+        heads = (att.unsqueeze(-1) * self.V[rows]).sum(2)  # (B, w, nh, dh)
+        lay = self.layer
+        sa = lay.self_attn.out_proj(heads.reshape(B, w, self.H))  # (B, w, H)
+        x = self.X[last] + sa + ca[:, None]  # (B, w, H)
+        x = x + lay.linear2(lay.activation(lay.linear1(lay.norm3(x))))
+        d = self.model.dec_norm(x)
+        if self.skip:
+            d = d + m[:, None]
+        u = F.normalize(d, dim=-1) if self.normalize else d
+        logits = u @ self.E[t].T  # (B, w, K)
+        return _with_eos(logits.reshape(B * w, -1), B, w), d
+
+
+def _with_eos(logits: torch.Tensor, B: int, w: int) -> torch.Tensor:
+    """(B*w, K) code logits -> (B, w, K + 1) log-probs; EOS (fixed-length IDs) is -inf."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    eos = logp.new_full((logp.shape[0], 1), NEG_INF)
+    return torch.cat([logp, eos], 1).view(B, w, -1)
+
+
+def _ended(B: int, w: int, model, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """After the last step a whole ID is there: only EOS (log-prob 0) can follow."""
+    logp = torch.full((B, w, model.config.codebook_size + 1), NEG_INF, device=device)
+    logp[..., -1] = 0.0
+    return logp, torch.zeros((B, w, model.hidden_size), device=device)
+
+
+def make_scorer(model) -> FullScorer | PooledStepScorer:
+    return PooledStepScorer(model) if PooledStepScorer.supports(model) else FullScorer(model)
+
+
+@torch.no_grad()
+def greedy_states(scorer, state, B: int, L: int) -> torch.Tensor:
+    """(B, L, H) decoder states along each query's greedy path (its codes, as items are)."""
+    tokens = torch.zeros((B, 1, 0), dtype=torch.long, device=_state_device(state))
+    states = []
+    for _ in range(L):
+        logp, d = scorer.step(state, tokens)  # (B, 1, K+1), (B, 1, H)
+        states.append(d[:, 0])
+        tokens = torch.cat([tokens, logp[..., :-1].argmax(-1, keepdim=True)], 2)
+    return torch.stack(states, 1)
+
+
+def _state_device(state) -> torch.device:
+    return state[0].device
+
+
+# ---------------------------------------------------------------------- the retriever
+class GSIDGenerativeRetriever(Retriever):
+    """Query -> GSID code generative retriever.
+
+    config: GSIDConfig fields over the CPU defaults of GSIDRetriever (used when training).
+    model_dir: a `train_gsid` output directory (holding model/) or a GSIDModel directory to
+        load instead of training.
+    beam_width: IDs generated per query (each ID holds all items with those codes).
+    rescore: "prior" (beam order; items of one ID by the training-log prior) or "cosine"
+        (re-rank the first `rescore_depth` candidates by the cosine of GSID representations).
+    representation: which GSID representation "cosine" uses: "first" (d_0, the default: on Home
+        Depot as good as "concat" at a quarter of the bytes, and the query needs no greedy
+        decoding), "concat" or "last" (see assign.representation).
+    rescore_depth: candidates per query that "cosine" re-ranks (in beam order).
+    num_threads: torch threads during search (0 = leave torch's setting).
+    batch_size: queries per beam-search batch.
+    """
+
+    name = "gsid-gr"
+
+    def __init__(
+        self,
+        config: dict | None = None,
+        model_dir: str | None = None,
+        beam_width: int = 20,
+        rescore: str = "prior",
+        representation: str = "first",
+        rescore_depth: int = 1000,
+        num_threads: int = 1,
+        batch_size: int = 64,
+        cache_dir: str | None = None,
+        out_dir: str | None = None,
+        seed: int = 0,
+        device: str | None = None,
+    ) -> None:
+        super().__init__()
+        self.config_ = {**CPU_DEFAULTS, **dict(config or {})}
+        check_options(self.config_, set(GSIDConfig.__dataclass_fields__), "GSID config")
+        if rescore not in RESCORE:
+            raise GsidError(f"rescore {rescore!r} is unknown; choose one of {list(RESCORE)}")
+        if representation not in REPRESENTATIONS:
+            raise GsidError(
+                f"representation {representation!r} is unknown; choose one of "
+                f"{list(REPRESENTATIONS)}"
+            )
+        for arg, value, low in (
+            ("beam_width", beam_width, 1),
+            ("batch_size", batch_size, 1),
+            ("rescore_depth", rescore_depth, 1),
+            ("num_threads", num_threads, 0),
+        ):
+            if not isinstance(value, int | np.integer) or value < low:
+                raise GsidError(f"{arg} must be an integer >= {low}, got {value!r}")
+        self.model_dir = None if model_dir is None else str(model_dir)
+        self.beam_width = int(beam_width)
+        self.rescore = rescore
+        self.representation = representation
+        self.rescore_depth = int(rescore_depth)
+        self.num_threads = int(num_threads)
+        self.batch_size = int(batch_size)
+        self.cache_dir = None if cache_dir is None else str(cache_dir)
+        self.out_dir = out_dir
+        self.seed = int(seed)
+        self.device = device
+        self.model_ = None  # GSIDModel
+        self.ids_ = None  # SemanticIDs: L codes per item, no collision suffix
+        self.trie_: CodeTrie | None = None
+        self.ranked_: np.ndarray | None = None  # (N,) item rows in code order, ties by prior
+        self.item_reps_: np.ndarray | None = None  # (N, D) float16, rescore="cosine" only
+        self._scorer = None
+
+    def config(self) -> dict[str, Any]:
+        return {
+            "config": self.config_,
+            "model_dir": self.model_dir,
+            "beam_width": self.beam_width,
+            "rescore": self.rescore,
+            "representation": self.representation,
+            "rescore_depth": self.rescore_depth,
+            "num_threads": self.num_threads,
+            "batch_size": self.batch_size,
+            "cache_dir": self.cache_dir,
+            "out_dir": self.out_dir,
+            "seed": self.seed,
+            "device": self.device,
+        }
+
+    # ------------------------------------------------------------------ index
+    def _load_model(self):
+        from gsid.indexer.model import GSIDModel
+
+        path = Path(self.model_dir)
+        if (path / "model" / "manifest.json").is_file():
+            path = path / "model"  # a train_gsid output directory
+        elif not (path / "manifest.json").is_file():
+            raise ArtifactError(
+                f"model_dir {self.model_dir!r} holds no GSID model (no manifest.json, no "
+                f"model/manifest.json); pass a train_gsid output directory or a GSIDModel dir"
+            )
+        return GSIDModel.load(path, device=self.device)
+
+    def _index(self, dataset, show_progress: bool | None) -> None:
+        if self.model_dir is not None:
+            model = self._load_model()
+        else:
+            from gsid.indexer.train import train_gsid
+
+            cfg = GSIDConfig.from_dict({"seed": self.seed, "device": self.device, **self.config_})
+            model, _ = train_gsid(
+                dataset, cfg, self.out_dir, show_progress, cache_dir=self.cache_dir
+            )
+        self.model_ = model.eval()
+        item_ids = np.asarray(dataset.item_ids, dtype=object)
+        texts = dataset.item_texts()
+        with torch_threads(self.num_threads if model.device.type == "cpu" else 0):
+            features = None
+            if model.config.cached_features:
+                from gsid.indexer.train import pooled_features
+
+                features = pooled_features(model, texts, self.cache_dir, show_progress).numpy()
+            codes, reps = encode(model, texts, features, show_progress=show_progress)
+        self.ids_ = to_semantic_ids(item_ids, codes, model.config, collisions="none")
+        self.trie_ = CodeTrie.from_ids(self.ids_, dense_limit=TRIE_DENSE_LIMIT)
+        rows = np.fromiter((self.ids_.index_of(i) for i in item_ids), np.int64, len(item_ids))
+        pairs = dataset.training_pairs("train")
+        pos = {s: i for i, s in enumerate(item_ids)}
+        q_items = pairs["item_id"].map(pos).to_numpy(np.int64)
+        weight, n_queries = log_prior(pairs, q_items, len(item_ids))
+        self.ranked_ = prior_order(self.ids_, rows, weight, n_queries).astype(np.int32)
+        if self.rescore == "cosine":
+            self.item_reps_ = representation(reps, self.representation).astype(np.float16)
+        self._scorer = None
+        logger.info(
+            "gsid-gr: %d items on %d IDs (largest ID holds %d items); trie of %d nodes",
+            len(item_ids),
+            int(self.trie_.is_end.sum()),
+            int(self.trie_.n_end.max()),
+            self.trie_.n_nodes,
+        )
+
+    @property
+    def scorer(self):
+        if self._scorer is None:
+            self._scorer = make_scorer(self.model_)
+        return self._scorer
+
+    # ------------------------------------------------------------------ search
+    def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
+        if self.rescore == "cosine" and self.item_reps_ is None:
+            raise NotFittedError(
+                "rescore='cosine' needs the items' GSID representations, which this retriever "
+                "did not keep: index it (or load one saved) with rescore='cosine'"
+            )
+        out = SearchResults.empty(len(queries), k)
+        starts = range(0, len(queries), self.batch_size)
+        on_cpu = self.model_.device.type == "cpu"
+        with torch_threads(self.num_threads if on_cpu else 0), torch.inference_mode():
+            for s in progress(starts, show_progress, desc="gsid-gr search", unit="batch"):
+                self._search_batch(queries[s : s + self.batch_size], k, out, s)
+        return out
+
+    def _search_batch(self, batch: list[str], k: int, out: SearchResults, offset: int) -> None:
+        model, scorer = self.model_, self.scorer
+        B = len(batch)
+        mem, mask = model.encode_texts(batch)  # (B, S, H), (B, S)
+        state = scorer.start(mem, mask)
+        first: list[torch.Tensor] = []
+
+        def logits_fn(st, tokens: torch.Tensor) -> torch.Tensor:
+            logp, d = scorer.step(st, tokens)
+            if tokens.shape[2] == 0:  # step 0 has one beam per query: keep d_0 for "first"
+                first.append(d[:, 0])
+            return logp
+
+        res = constrained_beam_search(
+            logits_fn, state, self.trie_, B, self.beam_width, device=mem.device
+        )
+        cosine = self.rescore == "cosine"
+        limit = self.rescore_depth if cosine else k
+        rows, scores, query, per_q = expand_ids(
+            self.trie_, self.ranked_, res.nodes, res.scores, limit
+        )
+        # rank of each candidate within its query (candidates are grouped by query)
+        rank = np.arange(len(rows)) - np.repeat(np.cumsum(per_q) - per_q, per_q)
+        if cosine:
+            keep = rank < self.rescore_depth
+            rows, query = rows[keep], query[keep]
+            if self.representation == "first" and first:
+                reps = first[0][:, None]  # (B, 1, H)
+            else:  # the greedy path, as the items were encoded
+                n = 1 if self.representation == "first" else model.config.n_levels
+                reps = greedy_states(scorer, state, B, n)  # (B, n, H)
+            scores = self._cosine(reps, rows, query)
+            order = np.lexsort((-scores, query))  # by query, then cosine (stable)
+            rows, scores, query = rows[order], scores[order], query[order]
+            per_q = np.bincount(query, minlength=B)
+            rank = np.arange(len(rows)) - np.repeat(np.cumsum(per_q) - per_q, per_q)
+        keep = rank < k
+        qi, ri = query[keep] + offset, rank[keep]
+        out.ids[qi, ri] = self.item_ids_[rows[keep]]
+        out.scores[qi, ri] = scores[keep]
+
+    def _cosine(self, reps: torch.Tensor, rows: np.ndarray, query: np.ndarray) -> np.ndarray:
+        """Cosine between each candidate item (rows (M,)) and its query (query (M,)); reps
+        (B, L', H): the queries' decoder states. float16 item vectors are widened in chunks to
+        bound the temporary."""
+        Q = torch.from_numpy(representation(reps.float().cpu().numpy(), self.representation))
+        items = torch.from_numpy(self.item_reps_)  # (N, D) float16, shares memory
+        rows_t, query_t = torch.from_numpy(rows), torch.from_numpy(query)
+        out = torch.empty(len(rows), dtype=torch.float32)
+        step = max(1, _COSINE_CHUNK // items.shape[1])
+        for s in range(0, len(rows), step):
+            e = s + step
+            out[s:e] = (items[rows_t[s:e]].float() * Q[query_t[s:e]]).sum(1)
+        return out.numpy()
+
+    # ------------------------------------------------------------------ size and persistence
+    def index_bytes(self) -> int:
+        """Bytes needed to answer queries besides the model weights: the trie (as held in
+        memory), the ranked item order (int32 per item) and, with rescore="cosine", the float16
+        item representations."""
+        if self.trie_ is None:
+            return 0
+        total = self.trie_.nbytes() + 4 * len(self.ranked_)
+        if self.rescore == "cosine" and self.item_reps_ is not None:
+            total += self.item_reps_.nbytes
+        return int(total)
+
+    def _save_state(self, directory: Path) -> None:
+        self.model_.save(directory / "model")
+        self.ids_.save(directory / "semantic_ids")
+        np.save(directory / "ranked.npy", self.ranked_)
+        if self.rescore == "cosine":
+            np.save(directory / "item_reps.npy", self.item_reps_)
+
+    def _load_state(self, directory: Path) -> None:
+        from gsid.ids.semantic_ids import SemanticIDs
+        from gsid.indexer.model import GSIDModel
+
+        try:
+            self.model_ = GSIDModel.load(directory / "model", device=self.device).eval()
+            self.ids_ = SemanticIDs.load(directory / "semantic_ids")
+            self.ranked_ = np.load(directory / "ranked.npy", allow_pickle=False)
+            if self.rescore == "cosine":
+                self.item_reps_ = np.load(directory / "item_reps.npy", allow_pickle=False)
+        except FileNotFoundError as e:
+            raise ArtifactError(
+                f"{directory}: {Path(e.filename).name} is missing; re-index and save the "
+                f"retriever again"
+            ) from e
+        self.trie_ = CodeTrie.from_ids(
+            self.ids_, dense_limit=TRIE_DENSE_LIMIT
+        )  # rebuilt from the artifact: one source of truth
+        n = self.ids_.n_items
+        if len(self.ranked_) != n or len(self.item_ids_) != n:
+            raise ArtifactError(
+                f"{directory}: ranked.npy / item_ids do not match the semantic IDs ({n} items); "
+                f"re-index and save again"
+            )
+        self._scorer = None
+
+
+def scorer_logits(scorer):
+    """The scorer as the beam search's logits_fn (log-probs only)."""
+    return lambda state, tokens: scorer.step(state, tokens)[0]

