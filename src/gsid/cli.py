@@ -311,6 +311,63 @@ def cmd_ids_repair(args: argparse.Namespace) -> int:
     return 0
 
 
+def _code_text(codes) -> str:
+    return "-".join(str(int(c)) for c in codes)
+
+
+def cmd_ids_assign(args: argparse.Namespace) -> int:
+    """Codes from a saved GSID model, no training: a whole (e.g. grown) catalogue or texts."""
+    import json
+
+    from gsid.indexer.assign import encode, to_semantic_ids
+    from gsid.indexer.model import GSIDModel
+
+    if (args.data is None) == (not args.text):
+        raise GsidError(
+            "gsid ids assign needs either --data (a catalogue) or --text (one or more texts)"
+        )
+    if args.text and (args.out or args.compare):
+        raise GsidError("--out and --compare go with --data; --text only prints codes")
+    model = GSIDModel.load(args.model, device=args.device)
+    if args.text:
+        codes = encode(model, args.text, show_progress=args.progress)[0]
+        for text, row in zip(args.text, codes, strict=True):
+            print(f"{_code_text(row)}\t{text}")
+        return 0
+    ds = _load_data(args.data, 0, args.progress)
+    texts = ds.item_texts()
+    features = None
+    if model.config.cached_features:  # frozen encoder: read the shared embedding cache
+        from gsid.indexer.train import pooled_features
+
+        features = pooled_features(model, texts, args.cache, args.progress)
+    codes = encode(model, texts, features, show_progress=args.progress)[0]
+    ids = to_semantic_ids(
+        ds.item_ids,
+        codes,
+        model.config,
+        args.collisions,
+        {"dataset": ds.name, "assigned_by": str(args.model)},
+    )
+    if args.out:
+        ids.save(args.out)
+        distinct = len({tuple(r) for r in codes.tolist()})
+        print(
+            f"GSID codes for {ids.n_items} items, {model.config.n_levels} levels, "
+            f"{distinct} distinct codes, collisions {args.collisions} -> {args.out}"
+        )
+    else:
+        for iid, row in zip(ds.item_ids, codes, strict=True):
+            print(f"{iid}\t{_code_text(row)}")
+    if args.compare:
+        from gsid.ids import SemanticIDs
+        from gsid.indexer.growth import code_stability
+
+        report = code_stability(SemanticIDs.load(args.compare), ids)
+        print(json.dumps({"stability_vs": str(args.compare), **report}, indent=2))
+    return 0
+
+
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gsid", description=__doc__.splitlines()[0])
@@ -451,6 +508,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     f.add_argument("--out", required=True)
     f.set_defaults(func=cmd_ids_repair)
+
+    a = ids.add_parser(
+        "assign",
+        help="codes from a saved GSID model, no training: a (grown) catalogue or texts",
+    )
+    a.add_argument("--model", required=True, help="a GSID model directory (train_gsid's model/)")
+    a.add_argument("--data", help="dataset directory, synthetic:N or NAME:PATH: its catalogue")
+    a.add_argument(
+        "--text", action="append", help="a query or item text (repeatable): prints its codes"
+    )
+    a.add_argument("--out", help="write the catalogue's SemanticIDs here (else print item codes)")
+    a.add_argument(
+        "--compare", metavar="IDS", help="report the share of items keeping their code vs IDS"
+    )
+    a.add_argument("--collisions", choices=["append", "none"], default="append")
+    a.add_argument("--cache", default="cache", help="embedding cache directory")
+    a.add_argument("--device", help="cpu, cuda, ... (default: the model's, else auto)")
+    a.set_defaults(func=cmd_ids_assign)
     return p
 
 
