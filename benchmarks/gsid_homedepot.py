@@ -74,7 +74,7 @@ def main() -> None:
     for s in args.set:
         k, _, v = s.partition("=")
         extra[k] = json.loads(v)
-    cfg = GSIDConfig(
+    settings = dict(
         backbone="minilm",
         memory="pooled",
         freeze_encoder=not args.trainable_encoder,
@@ -89,12 +89,13 @@ def main() -> None:
         lr=1e-3,
         decoder_layers=1,
         decoder_ff_mult=2,
+        memory_skip=True,
         model_path=args.encoder,
         align_encoder={"epochs": args.align_epochs, "max_seq_length": 32}
         if args.align_epochs
         else None,
-        **extra,
     )
+    cfg = GSIDConfig(**{**settings, **extra})  # --set wins
     t0 = time.time()
     ds = import_dataset("homedepot", args.data)
     model, ids = train_gsid(ds, cfg, args.run_dir, show_progress=False, cache_dir=args.cache)
@@ -106,15 +107,24 @@ def main() -> None:
         qs = ds.split_queries("dev")
         qs = qs[qs["query_id"].isin(ds.expected("dev"))]
         query_x = pooled_features(model, qs["query"].tolist(), args.cache).numpy()
+    # items keep the codes frozen in training (the artifact); queries are decoded greedily
     report = evaluate_gsid(
         model,
         ds,
         "dev",
         rep="concat",
+        item_codes=model.item_codes_,
         item_features=item_x,
         query_features=query_x,
         other_reps=("first", "last"),
     )
+    greedy = evaluate_gsid(  # the same with items decoded greedily by the final model
+        model, ds, "dev", rep="concat", item_features=item_x, query_features=query_x
+    )
+    report["greedy_items"] = {
+        "q2i": greedy["q2i"]["overall"],
+        "code_accuracy": greedy["code_accuracy"],
+    }
     t_eval = time.time() - t1
     codes = model.item_codes_
     result = {
@@ -122,6 +132,7 @@ def main() -> None:
         "split": "dev",
         "config": cfg.to_dict(),
         "levels": model.level_summary_,
+        "final_levels": model.final_levels_,
         "semantic_ids": {
             "n_levels": ids.n_levels,
             "codebook_sizes": ids.codebook_sizes,

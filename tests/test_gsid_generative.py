@@ -214,3 +214,25 @@ def gr_dataset_stub():
     from indexer_fixtures import tiny_dataset
 
     return tiny_dataset(per_cat=2)
+
+
+def test_fast_scorer_with_a_gated_skip():
+    """skip_gate: states start exactly at the encoder embedding, and the tabulated scorer
+    still equals the decoder once the gate has moved."""
+    from gsid.indexer.config import GSIDConfig
+    from gsid.indexer.model import GSIDModel
+
+    cfg = GSIDConfig(**{**MINILM, "memory": "pooled", "decoder_layers": 1, "skip_gate": True})
+    model = GSIDModel.build(cfg).eval()
+    mem, mask = model.encode_texts(QUERIES)
+    codes = torch.zeros(len(QUERIES), 1, dtype=torch.long)
+    d = model.decode(mem, mask, codes)
+    torch.testing.assert_close(d, mem.expand(-1, 2, -1))  # gate 0: d_t = encoder embedding
+    with torch.no_grad():
+        model.skip_gate.fill_(0.7)
+    fast, full = PooledStepScorer(model), FullScorer(model)
+    tokens = torch.randint(0, cfg.codebook_size, (len(QUERIES), 2, 1))
+    a, da = fast.step(fast.start(mem, mask), tokens)
+    b, db = full.step(full.start(mem, mask), tokens)
+    torch.testing.assert_close(a[..., :-1], b[..., :-1], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(da, db, atol=1e-5, rtol=1e-5)

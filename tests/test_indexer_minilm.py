@@ -59,8 +59,9 @@ def test_minilm_frozen_cached_features(tmp_path):
     # the encoder did not move; live encoding of items matches the cached features
     live = trainer.model_.pooled_features(ds.item_texts()[:4])
     assert torch.allclose(live, trainer.features_.item_x[:4], atol=1e-4)
-    codes = assign(trainer.model_, ds.item_texts())
-    assert np.array_equal(codes, trainer.item_codes_)
+    codes = assign(trainer.model_, ds.item_texts())  # live encoder
+    greedy = trainer.assign_items(trainer.model_, trainer.features_, 2)  # cached features
+    assert np.array_equal(codes, greedy)
 
 
 def test_encoder_alignment_step(tmp_path):

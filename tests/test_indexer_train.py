@@ -63,9 +63,15 @@ def test_saved_model_reassigns_the_same_codes(trained, ds):
     out, model, ids = trained
     again = GSIDModel.load(out / "model")
     codes = assign(again, ds.item_texts())
-    assert np.array_equal(codes, model.item_codes_)
-    # before collision resolution the artifact's first levels are the model's codes
-    assert np.array_equal(ids.codes[:, :3], codes)
+    assert np.array_equal(codes, assign(model, ds.item_texts()))
+    # before collision resolution the artifact's first levels are the codes frozen in training
+    assert np.array_equal(ids.codes[:, :3], model.item_codes_)
+    # how far greedy decoding by the final model agrees with them is recorded per level
+    agree = [
+        float((codes[:, : lv + 1] == model.item_codes_[:, : lv + 1]).all(1).mean())
+        for lv in range(3)
+    ]
+    assert agree == pytest.approx([lv["greedy_agreement"] for lv in model.final_levels_])
 
 
 def test_evaluation_helpers(trained, ds):

@@ -36,15 +36,19 @@ def encode(
     features: np.ndarray | torch.Tensor | None = None,
     batch_size: int | None = None,
     show_progress: bool | None = None,
+    codes: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Greedy codes (N, L) int32 and decoder states (N, L, H) float32 of `texts` (or of
-    precomputed pooled `features` (N, H) in the cached-feature mode)."""
+    precomputed pooled `features` (N, H) in the cached-feature mode). With `codes` (N, L), the
+    states are teacher-forced on those codes instead (e.g. the frozen item codes of training)
+    and the codes are returned as given."""
     was = model.training
     model.eval()
     bs = batch_size or model.config.encode_batch_size
     N = len(features) if features is not None else len(texts)
     L, H = model.config.n_levels, model.hidden_size
-    codes = np.zeros((N, L), np.int32)
+    given = codes
+    codes = np.zeros((N, L), np.int32) if given is None else np.asarray(given, np.int32)[:, :L]
     reps = np.zeros((N, L, H), np.float32)
     for s in progress(range(0, N, bs), show_progress, desc="GSID encode"):
         e = min(N, s + bs)
@@ -52,8 +56,12 @@ def encode(
             mem, mask = model.memory_from_features(torch.as_tensor(np.asarray(features[s:e])))
         else:
             mem, mask = model.encode_texts(list(texts[s:e]))
-        c, d = model.generate(mem, mask)
-        codes[s:e] = c.cpu().numpy()
+        if given is None:
+            c, d = model.generate(mem, mask)
+            codes[s:e] = c.cpu().numpy()
+        else:
+            prefix = torch.as_tensor(codes[s:e, : L - 1], dtype=torch.long, device=mem.device)
+            d = model.decode(mem, mask, prefix)  # (b, L, H)
         reps[s:e] = d.float().cpu().numpy()
     model.train(was)
     return codes, reps
@@ -173,13 +181,15 @@ def evaluate_gsid(
     other_reps: Sequence[str] = (),
 ) -> dict:
     """q2i Recall@k / MRR (cosine of decoder representations), l1/l2 code accuracy of the
-    (query, relevant item) pairs of `split`, i2i Recall@k (items relevant to a common query)."""
+    (query, relevant item) pairs of `split`, i2i Recall@k (items relevant to a common query).
+    `item_codes` (N, L): the items' codes, e.g. `model.item_codes_` (the codes frozen step by
+    step in training, which the SemanticIDs artifact holds); None decodes items greedily."""
     from gsid.eval.metrics import evaluate
 
     texts = dataset.item_texts()
-    icodes, ireps = encode(model, texts, item_features, show_progress=show_progress)
-    if item_codes is not None:
-        icodes = item_codes[:, : icodes.shape[1]]
+    icodes, ireps = encode(
+        model, texts, item_features, show_progress=show_progress, codes=item_codes
+    )
     qs = dataset.split_queries(split)
     expected = dataset.expected(split)
     qs = qs[qs["query_id"].isin(expected)]

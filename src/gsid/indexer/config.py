@@ -31,6 +31,9 @@ class GSIDConfig:
     decoder_ff_mult: int = 4  # feed-forward width = mult * hidden (MiniLM decoder)
     memory: str = "tokens"  # decoder cross-attends to every token, or to one pooled vector
     memory_skip: bool = False  # MiniLM decoder: d_t += mean memory (keeps the encoder geometry)
+    # with memory_skip: d_t = mean memory + g * decoder output, g a learned scalar starting at 0
+    # (ReZero): every state starts exactly at the encoder's embedding
+    skip_gate: bool = False
     freeze_encoder: bool = False  # frozen + pooled memory => encoder outputs are cached once
     max_seq_length: int = 32
     n_levels: int = 4
@@ -79,6 +82,8 @@ class GSIDConfig:
         self.validate()
 
     def validate(self) -> None:
+        if self.skip_gate and not self.memory_skip:
+            raise GsidError("skip_gate gates the memory_skip path: set memory_skip=True as well")
         if self.backbone not in BACKBONES:
             raise GsidError(f"backbone must be one of {list(BACKBONES)}, got {self.backbone!r}")
         if self.memory not in MEMORIES:

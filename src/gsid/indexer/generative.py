@@ -132,7 +132,6 @@ class PooledStepScorer:
             self.E = torch.stack([model.codebooks.table(t) for t in range(L)])
             self.E = self.E / model.codebooks.temperature
         self.normalize = model.codebooks.normalize
-        self.skip = model.config.memory_skip
 
     @staticmethod
     def supports(model) -> bool:
@@ -187,9 +186,7 @@ class PooledStepScorer:
         sa = lay.self_attn.out_proj(heads.reshape(B, w, self.H))  # (B, w, H)
         x = self.X[last] + sa + ca[:, None]  # (B, w, H)
         x = x + lay.linear2(lay.activation(lay.linear1(lay.norm3(x))))
-        d = self.model.dec_norm(x)
-        if self.skip:
-            d = d + m[:, None]
+        d = self.model.with_skip(self.model.dec_norm(x), m[:, None])
         u = F.normalize(d, dim=-1) if self.normalize else d
         logits = u @ self.E[t].T  # (B, w, K)
         return _with_eos(logits.reshape(B * w, -1), B, w), d

@@ -79,6 +79,8 @@ class GSIDModel(nn.Module):
             )
             self.decoder = nn.TransformerDecoder(layer, config.decoder_layers)
             self.dec_norm = nn.LayerNorm(H)
+            if config.memory_skip and config.skip_gate:
+                self.skip_gate = nn.Parameter(torch.zeros(()))
         self.codebooks = Codebooks(
             L,
             config.codebook_size,
@@ -234,13 +236,17 @@ class GSIDModel(nn.Module):
         x = x + self.pos[:T]
         causal = torch.triu(torch.ones(T, T, dtype=torch.bool, device=x.device), 1)
         out = self.decoder(x, memory, tgt_mask=causal, memory_key_padding_mask=~memory_mask)
-        out = self.dec_norm(out)
-        if self.config.memory_skip:
-            # a residual path from the (pretrained) encoder: every d_t starts near the text's
-            # own embedding, so a small decoder trained on few queries refines rather than
-            # replaces it
-            out = out + mean_pool(memory, memory_mask)[:, None, :]
-        return out
+        return self.with_skip(self.dec_norm(out), mean_pool(memory, memory_mask)[:, None, :])
+
+    def with_skip(self, out: torch.Tensor, mem: torch.Tensor) -> torch.Tensor:
+        """memory_skip: a residual path from the (pretrained) encoder, so every d_t starts near
+        the text's own embedding and a small decoder trained on few queries refines rather than
+        replaces it; with skip_gate the decoder's share starts at 0 and is learned."""
+        if not self.config.memory_skip:
+            return out
+        if self.config.skip_gate:
+            out = self.skip_gate * out
+        return out + mem
 
     def step_logits(self, d: torch.Tensor, t: int) -> torch.Tensor:
         """(B, H) -> (B, K)."""

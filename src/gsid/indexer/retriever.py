@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 CPU_DEFAULTS: dict[str, Any] = {
     "memory": "pooled",
     "freeze_encoder": True,
+    "memory_skip": True,  # without it the earlier levels degrade while later steps train
     "decoder_layers": 1,
     "decoder_ff_mult": 2,
     "max_seq_length": 64,

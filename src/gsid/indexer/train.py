@@ -225,6 +225,7 @@ class GSIDTrainer:
         self.item_codes_: np.ndarray | None = None
         self.log_: list[dict] = []
         self.level_summary_: list[dict] = []
+        self.final_levels_: list[dict] = []
         self.wall_s_: float = 0.0
         self.fine_tuning_ = False
 
@@ -242,9 +243,16 @@ class GSIDTrainer:
 
     @torch.no_grad()
     def assign_items(
-        self, model: GSIDModel, feats: Features, n_levels: int, show_progress: bool | None = None
+        self,
+        model: GSIDModel,
+        feats: Features,
+        n_levels: int,
+        show_progress: bool | None = None,
+        prefix: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Greedy codes (N, n_levels) of every item (eval mode, batched)."""
+        """Codes (N, n_levels) of every item (eval mode, batched). With `prefix` (N, n_levels-1),
+        the frozen codes of the earlier steps, only the newest level is decoded (teacher-forced
+        on the prefix); without it every level is decoded greedily."""
         was = model.training
         model.eval()
         N = feats.data.n_items
@@ -253,8 +261,14 @@ class GSIDTrainer:
         for s in progress(range(0, N, bs), show_progress, desc=f"assign {n_levels} codes"):
             rows = np.arange(s, min(N, s + bs))
             mem, mask = feats.items(rows)
-            codes, _ = model.generate(mem, mask, n_levels)
-            out[rows] = codes.cpu().numpy()
+            if prefix is None:
+                codes, _ = model.generate(mem, mask, n_levels)
+                out[rows] = codes.cpu().numpy()
+            else:
+                p = torch.as_tensor(prefix[rows], dtype=torch.long, device=model.device)
+                d = model.decode(mem, mask, p)[:, -1]  # (b, H) state of the new step
+                out[rows, :-1] = prefix[rows]
+                out[rows, -1] = model.step_logits(d, n_levels - 1).argmax(-1).cpu().numpy()
         model.train(was)
         return out
 
@@ -437,13 +451,29 @@ class GSIDTrainer:
                     )
                 epoch += 1
             bar.close()
-            item_codes = self.assign_items(model, feats, level + 1, show_progress)
+            # the codes of earlier steps stay as they were when their step ended (the paper's
+            # frozen steps): re-decoding them greedily would let them drift, since the shared
+            # decoder keeps training after their step
+            item_codes = self.assign_items(
+                model, feats, level + 1, show_progress, prefix=prefix_all if level else None
+            )
             summary = level_stats(item_codes, level, cfg.codebook_size)
             self.level_summary_.append(summary)
             logger.info("gsid step %d done: %s", level + 1, summary)
             if ckdir is not None:
                 self._checkpoint(ckdir, model, opt, level + 1, 0, gen, item_codes)
         self.wall_s_ += time.time() - self._t0
+        # every level of the final codes, and how far the final model has drifted from them:
+        # the share of items whose greedy decoding still gives their first l frozen codes (the
+        # shared decoder keeps training after a step ends; queries are decoded greedily)
+        self.final_levels_ = [
+            level_stats(item_codes, lv, cfg.codebook_size) for lv in range(item_codes.shape[1])
+        ]
+        greedy = self.assign_items(model, feats, item_codes.shape[1], show_progress)
+        for lv, rec in enumerate(self.final_levels_):
+            same = (greedy[:, : lv + 1] == item_codes[:, : lv + 1]).all(1)
+            rec["greedy_agreement"] = float(same.mean())
+        logger.info("gsid final codes per level: %s", self.final_levels_)
         self.model_ = model
         self.item_codes_ = item_codes
         self.features_ = feats
@@ -568,6 +598,7 @@ def train_gsid(
         "dataset": getattr(dataset, "name", "dataset"),
         "n_items_with_queries": data.n_with_queries(),
         "levels": trainer.level_summary_,
+        "final_levels": trainer.final_levels_,
         "wall_s": round(trainer.wall_s_, 1),
         "pretrained": cfg.pretrain_batches > 0,
         "encoder_aligned": cfg.align_encoder is not None,
@@ -584,13 +615,19 @@ def train_gsid(
         atomic_write_text(
             out / "train_log.json",
             json.dumps(
-                {"log": trainer.log_, "levels": trainer.level_summary_, "wall_s": trainer.wall_s_},
+                {
+                    "log": trainer.log_,
+                    "levels": trainer.level_summary_,
+                    "final_levels": trainer.final_levels_,
+                    "wall_s": trainer.wall_s_,
+                },
                 indent=1,
             ),
         )
         shutil.rmtree(out / "checkpoint", ignore_errors=True)
     model.train_log_ = trainer.log_
     model.level_summary_ = trainer.level_summary_
+    model.final_levels_ = trainer.final_levels_
     model.item_codes_ = trainer.item_codes_
     return model, ids
 
