@@ -40,7 +40,7 @@ def homedepot() -> list[str]:
             o = b["overall"]
             enc = "aligned encoder" if r["config"].get("align_encoder") else "frozen MiniLM"
             if r["config"].get("model_path"):
-                enc = f"encoder {Path(r['config']['model_path']).parent.name}"
+                enc = f"encoder `{r['config']['model_path']}`"
             out.append(
                 f"| {enc} cosine (same run) | {_f(o['R@1'])} | {_f(o['R@10'])} | "
                 f"{_f(o['R@100'])} | {_f(o['MRR@100'])} | | | | | |"

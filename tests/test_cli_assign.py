@@ -51,8 +51,27 @@ def test_assign_writes_ids_for_the_grown_catalogue(run, capsys):
     assert np.array_equal(ids.codes[:, :2], assign(model, full.item_texts()))
     assert "48 items" in printed
     report = json.loads(printed[printed.index("{") :])
-    # the same model re-assigns the old items: every one keeps its code
-    assert report["keep_full"] == 1.0 and report["n_old"] == 36 and report["n_new"] == 12
+    assert report["n_old"] == 36 and report["n_new"] == 12
+
+
+def test_assign_keeps_the_codes_of_indexed_items(run, capsys):
+    out, model, full = run
+    rc = main(["--no-progress", "ids", "assign", "--model", str(out / "run" / "model"),
+               "--data", str(out / "full"), "--out", str(out / "ids-kept"),
+               "--keep", str(out / "run" / "ids"),
+               "--compare", str(out / "run" / "ids")])  # fmt: skip
+    assert rc == 0
+    printed = capsys.readouterr().out
+    report = json.loads(printed[printed.index("{") :])
+    assert report["keep_full"] == 1.0 and report["n_new"] == 12  # old items keep their codes
+    ids = SemanticIDs.load(out / "ids-kept")
+    new = [r for r, i in enumerate(full.item_ids) if i not in set(model_item_ids(out))]
+    greedy = assign(model, [full.item_texts()[r] for r in new])
+    assert np.array_equal(ids.codes[new, :2], greedy)  # new items: the model's codes
+
+
+def model_item_ids(out) -> list[str]:
+    return list(SemanticIDs.load(out / "run" / "ids").item_ids)
 
 
 def test_assign_prints_codes(run, capsys):

@@ -15,12 +15,13 @@ from gsid.errors import GsidError
 
 log = logging.getLogger("gsid")
 
-DEMO_METHODS = "bm25,dense,dense-ft,gsid,gr"
+DEMO_METHODS = "bm25,dense,dense-ft,gsid,gsid-gr,gr"
 # Sizes that keep `gsid demo` within a few minutes on 2 CPU cores (a few thousand items);
 # `--set` overrides any of them. `gsid bench` uses each method's own defaults.
 DEMO_OPTIONS: dict[str, dict] = {
     "dense-ft": {"max_pairs": 1500},
     "gsid": {"config": {"n_levels": 3, "codebook_size": 32}},
+    "gsid-gr": {"config": {"n_levels": 3, "codebook_size": 32}, "rescore": "cosine"},
     "gr": {"levels": 3, "codebook_size": 16, "model": {"epochs": 6, "num_threads": 1}},
 }
 
@@ -342,6 +343,19 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
 
         features = pooled_features(model, texts, args.cache, args.progress)
     codes = encode(model, texts, features, show_progress=args.progress)[0]
+    if args.keep:
+        # items already indexed keep their codes (the model may decode them differently now:
+        # the codes of training were frozen step by step); only new items take the model's
+        from gsid.ids import SemanticIDs
+
+        kept = SemanticIDs.load(args.keep)
+        L = model.config.n_levels
+        if kept.n_levels < L:
+            raise GsidError(f"--keep {args.keep} has {kept.n_levels} levels; the model has {L}")
+        known = set(kept.item_ids)
+        for r, iid in enumerate(ds.item_ids):
+            if iid in known:
+                codes[r] = kept.codes[kept.index_of(iid)][:L]
     ids = to_semantic_ids(
         ds.item_ids,
         codes,
@@ -521,6 +535,11 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--out", help="write the catalogue's SemanticIDs here (else print item codes)")
     a.add_argument(
         "--compare", metavar="IDS", help="report the share of items keeping their code vs IDS"
+    )
+    a.add_argument(
+        "--keep",
+        metavar="IDS",
+        help="items already in IDS keep their codes; only the other items are decoded",
     )
     a.add_argument("--collisions", choices=["append", "none"], default="append")
     a.add_argument("--cache", default="cache", help="embedding cache directory")
