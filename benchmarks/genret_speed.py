@@ -54,6 +54,14 @@ def main() -> int:
     ap.add_argument("--only-gr", action="store_true", help="skip the dense and BM25 baselines")
     ap.add_argument("--no-hybrid", action="store_true")
     ap.add_argument("--save", default=None, help="save the fitted GR here")
+    ap.add_argument("--id-method", default="rq", choices=["rq", "hkmeans"])
+    ap.add_argument(
+        "--repair",
+        default="none",
+        choices=["none", "drop-level", "adaptive"],
+        help="sand-glass repair applied to the IDs before training (gsid.ids.sandglass)",
+    )
+    ap.add_argument("--name", default=None, help="row name of the GR method (default gr-METHOD)")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     if args.dataset == "synthetic":
@@ -65,16 +73,32 @@ def main() -> int:
         return 2
     else:
         ds = import_dataset("homedepot", args.data)
+    given = None
+    if args.repair != "none":
+        # build the IDs here, repair them, and hand them to the retriever
+        from gsid.ids.build import build_ids
+        from gsid.ids.sandglass import adaptive_variable_length, drop_routing_level
+        from gsid.text.encoders import SentenceEncoder
+
+        X = SentenceEncoder().encode_cached(ds.item_texts(), args.cache)
+        raw = build_ids(
+            args.id_method, X, ds.item_ids, args.levels, args.codebook_size, args.collisions
+        )
+        repair = drop_routing_level if args.repair == "drop-level" else adaptive_variable_length
+        given = repair(raw)
+        logging.info("IDs %r -> after %s: %r", raw, args.repair, given)
     gr = GenerativeRetriever(
-        id_method="rq",
+        id_method=args.id_method,
         levels=args.levels,
         codebook_size=args.codebook_size,
         beam_width=args.beam_width,
         collisions=args.collisions,
+        semantic_ids=given,
         model={"epochs": args.epochs, "num_threads": args.threads},
         cache_dir=args.cache,
     )
-    methods = {"gr-rq": gr}
+    name = args.name or f"gr-{args.id_method}"
+    methods = {name: gr}
     if not args.only_gr:
         methods.update(dense=lambda: DenseRetriever(cache_dir=args.cache), bm25=BM25Retriever)
     command = "python benchmarks/genret_speed.py " + shlex.join(sys.argv[1:])
@@ -98,7 +122,7 @@ def main() -> int:
     )
     more = run_bench(
         ds,
-        {"gr-rq (cosine rescore)": gr_cos},
+        {f"{name} (cosine rescore)": gr_cos},
         split="dev",
         command=command,
         max_queries=args.max_queries,
@@ -114,7 +138,7 @@ def main() -> int:
         logging.info("hybrid parts ready in %.1fs", time.perf_counter() - t0)
         more = run_bench(
             ds,
-            {"gr-rq+bm25 (rrf)": hybrid},
+            {f"{name}+bm25 (rrf)": hybrid},
             split="dev",
             command=command,
             max_queries=args.max_queries,
@@ -124,7 +148,7 @@ def main() -> int:
     write_report(result, args.out, stem=args.stem)
     print(format_table(result))
     print(
-        f"gr-rq IDs: {gr.ids_!r}; trie nodes {gr.trie_.n_nodes}; "
+        f"{name} IDs: {gr.ids_!r}; trie nodes {gr.trie_.n_nodes}; "
         f"dense table {gr.trie_.is_dense}; final train loss {gr.model_.history_[-1]}"
     )
     return 0
