@@ -162,6 +162,7 @@ def run_gsid(ds, name, levels, size, epochs, warm, cats, keep, args) -> dict[str
         memory="pooled",
         freeze_encoder=True,
         memory_skip=True,
+        skip_gate=True,
         n_levels=levels,
         codebook_size=size,
         batch_size=args.batch_size,

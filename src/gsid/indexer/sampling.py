@@ -74,7 +74,10 @@ class TrainData:
         return out
 
     def n_with_queries(self) -> int:
-        return sum(1 for qs in self.item_queries if qs)
+        """Items with at least one logged (not pseudo) query."""
+        if self.has_log is None:  # built by hand: every query counts as logged
+            return sum(1 for qs in self.item_queries if qs)
+        return int(np.asarray(self.has_log, bool).sum())
 
 
 def pseudo_query(title: str, rng: np.random.Generator) -> str:
