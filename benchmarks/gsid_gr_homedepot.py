@@ -11,7 +11,7 @@ representations), "prior" (the same index, items of one ID ordered by the traini
 no item vectors) and, unless --no-concat, "cosine, concat" (the concatenated representation).
 Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense ratios.
 
-    python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_skip/model]
+    python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
         [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat]
 """
 
@@ -32,7 +32,7 @@ TARGETS = {"qps_ratio": 2.0, "p50_ms": 10.0, "bytes_ratio": 100.0}
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "homedepot"))
-    ap.add_argument("--model-dir", default=str(ROOT / "runs" / "gsid_homedepot_skip" / "model"))
+    ap.add_argument("--model-dir", default=str(ROOT / "runs" / "gsid_homedepot_aligned2" / "model"))
     ap.add_argument("--cache", default=str(ROOT / "cache"))
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--stem", default="gsid_gr_homedepot")
