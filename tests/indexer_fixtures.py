@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from gsid.data.dataset import Dataset
+from gsid.indexer.config import GSIDConfig
 
 TINY_T5 = dict(
     d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, dropout_rate=0.0
@@ -70,6 +71,24 @@ def save_tiny_t5(path, texts: list[str]) -> str:
     )
     T5ForConditionalGeneration(cfg).save_pretrained(str(path))
     return str(path)
+
+
+def small(t5_dir, **kw) -> GSIDConfig:
+    """A tiny-T5 GSID config that trains in seconds; keyword arguments override fields."""
+    base = dict(
+        backbone="t5",
+        model_path=t5_dir,
+        n_levels=2,
+        codebook_size=8,
+        batch_size=16,
+        epochs_per_level=2,
+        warmup_batches=1,
+        lr=3e-3,
+        encoder_lr=3e-3,
+        dead_window=3,
+    )
+    base.update(kw)
+    return GSIDConfig(**base)
 
 
 def all_texts(ds: Dataset) -> list[str]:

@@ -7,32 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from indexer_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import GsidError
 from gsid.ids.semantic_ids import SemanticIDs
 from gsid.indexer.assign import ami_with_categories, assign, code_accuracy, evaluate_gsid
-from gsid.indexer.config import GSIDConfig
 from gsid.indexer.model import GSIDModel
 from gsid.indexer.sampling import TrainData
 from gsid.indexer.train import GSIDTrainer, train_gsid
-
-
-def small(t5_dir, **kw) -> GSIDConfig:
-    base = dict(
-        backbone="t5",
-        model_path=t5_dir,
-        n_levels=2,
-        codebook_size=8,
-        batch_size=16,
-        epochs_per_level=2,
-        warmup_batches=1,
-        lr=3e-3,
-        encoder_lr=3e-3,
-        dead_window=3,
-    )
-    base.update(kw)
-    return GSIDConfig(**base)
 
 
 @pytest.fixture(scope="module")
