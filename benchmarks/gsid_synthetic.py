@@ -29,12 +29,9 @@ from gsid.indexer.train import pooled_features, train_gsid
 
 def minilm_baseline(ds, item_x: np.ndarray, query_x: np.ndarray, qids: list[str]) -> dict:
     """q2i of the frozen MiniLM embeddings GSID starts from (cosine, exact top-100)."""
-    from gsid.eval.metrics import evaluate
-    from gsid.indexer.assign import pad_ranking, top_k
+    from gsid.indexer.assign import q2i_eval
 
-    rows, _ = top_k(query_x, item_x, 100)
-    ranked = pad_ranking(ds.item_ids[rows], 100)
-    return evaluate(ranked, qids, ds.expected("dev"), ds.buckets(), (1, 10, 100))
+    return q2i_eval(query_x, item_x, ds, qids, "dev")
 
 
 def main() -> None:

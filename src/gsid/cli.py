@@ -322,6 +322,7 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
 
     from gsid.indexer.assign import encode, to_semantic_ids
     from gsid.indexer.model import GSIDModel
+    from gsid.indexer.retriever import encode_catalogue
 
     if (args.data is None) == (not args.text):
         raise GsidError(
@@ -336,13 +337,7 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
             print(f"{_code_text(row)}\t{text}")
         return 0
     ds = _load_data(args.data, 0, args.progress)
-    texts = ds.item_texts()
-    features = None
-    if model.config.cached_features:  # frozen encoder: read the shared embedding cache
-        from gsid.indexer.train import pooled_features
-
-        features = pooled_features(model, texts, args.cache, args.progress)
-    codes = encode(model, texts, features, show_progress=args.progress)[0]
+    codes = encode_catalogue(model, ds.item_texts(), args.cache, args.progress)[0]
     if args.keep:
         # items already indexed keep their codes (the model may decode them differently now:
         # the codes of training were frozen step by step); only new items take the model's

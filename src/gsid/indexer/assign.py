@@ -184,7 +184,6 @@ def evaluate_gsid(
     (query, relevant item) pairs of `split`, i2i Recall@k (items relevant to a common query).
     `item_codes` (N, L): the items' codes, e.g. `model.item_codes_` (the codes frozen step by
     step in training, which the SemanticIDs artifact holds); None decodes items greedily."""
-    from gsid.eval.metrics import evaluate
 
     texts = dataset.item_texts()
     icodes, ireps = encode(
@@ -198,23 +197,37 @@ def evaluate_gsid(
     qf = None if query_features is None else query_features
     qcodes, qreps = encode(model, qtexts, qf, show_progress=show_progress)
     X, Q = representation(ireps, rep), representation(qreps, rep)
-    kmax = max(ks)
-    rows, scores = top_k(Q, X, kmax)
     item_ids = dataset.item_ids
-    ranked = pad_ranking(item_ids[rows], kmax)
-    report = {"q2i": evaluate(ranked, qids, expected, dataset.buckets(), ks)}
+    report = {"q2i": q2i_eval(Q, X, dataset, qids, split, ks)}
     row_of = {iid: n for n, iid in enumerate(item_ids)}
     pairs = [(a, row_of[i]) for a, q in enumerate(qids) for i in expected[q]]
     for other in other_reps:  # the same decoding, other read-outs of the states
-        r2, _ = top_k(representation(qreps, other), representation(ireps, other), kmax)
-        report[f"q2i_{other}"] = evaluate(
-            pad_ranking(item_ids[r2], kmax), qids, expected, dataset.buckets(), ks
+        report[f"q2i_{other}"] = q2i_eval(
+            representation(qreps, other), representation(ireps, other), dataset, qids, split, ks
         )
     report["code_accuracy"] = code_accuracy(qcodes, icodes, pairs)
     report["i2i"] = i2i_eval(X, item_ids, expected, ks)
     report["n_queries"] = len(qids)
     report["representation"] = rep
     return report
+
+
+def q2i_eval(
+    Q: np.ndarray,
+    X: np.ndarray,
+    dataset,
+    query_ids: Sequence[str],
+    split: str = "dev",
+    ks: Sequence[int] = (1, 10, 100),
+) -> dict:
+    """Recall@k / MRR (overall and per bucket) of exact inner-product retrieval: query vectors
+    Q (Q, D) in the order of `query_ids`, item vectors X (N, D) in catalogue order."""
+    from gsid.eval.metrics import evaluate
+
+    kmax = max(ks)
+    rows, _ = top_k(Q, X, kmax)
+    ranked = pad_ranking(dataset.item_ids[rows], kmax)
+    return evaluate(ranked, list(query_ids), dataset.expected(split), dataset.buckets(), ks)
 
 
 def i2i_eval(

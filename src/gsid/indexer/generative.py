@@ -42,10 +42,9 @@ import torch
 import torch.nn.functional as F
 
 from gsid._progress import progress
-from gsid.errors import ArtifactError, GsidError, NotFittedError, check_options
-from gsid.indexer.assign import REPRESENTATIONS, encode, representation, to_semantic_ids
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.retriever import CPU_DEFAULTS
+from gsid.errors import ArtifactError, GsidError, NotFittedError
+from gsid.indexer.assign import REPRESENTATIONS, representation, to_semantic_ids
+from gsid.indexer.retriever import cpu_config, encode_catalogue, train_or_load
 from gsid.retrieval.base import Retriever, SearchResults
 from gsid.retrieval.beam import constrained_beam_search
 from gsid.retrieval.generative import RESCORE, expand_ids, log_prior, prior_order
@@ -262,8 +261,7 @@ class GSIDGenerativeRetriever(Retriever):
         device: str | None = None,
     ) -> None:
         super().__init__()
-        self.config_ = {**CPU_DEFAULTS, **dict(config or {})}
-        check_options(self.config_, set(GSIDConfig.__dataclass_fields__), "GSID config")
+        self.config_ = cpu_config(config)
         if rescore not in RESCORE:
             raise GsidError(f"rescore {rescore!r} is unknown; choose one of {list(RESCORE)}")
         if representation not in REPRESENTATIONS:
@@ -314,39 +312,22 @@ class GSIDGenerativeRetriever(Retriever):
         }
 
     # ------------------------------------------------------------------ index
-    def _load_model(self):
-        from gsid.indexer.model import GSIDModel
-
-        path = Path(self.model_dir)
-        if (path / "model" / "manifest.json").is_file():
-            path = path / "model"  # a train_gsid output directory
-        elif not (path / "manifest.json").is_file():
-            raise ArtifactError(
-                f"model_dir {self.model_dir!r} holds no GSID model (no manifest.json, no "
-                f"model/manifest.json); pass a train_gsid output directory or a GSIDModel dir"
-            )
-        return GSIDModel.load(path, device=self.device)
-
     def _index(self, dataset, show_progress: bool | None) -> None:
-        if self.model_dir is not None:
-            model = self._load_model()
-        else:
-            from gsid.indexer.train import train_gsid
-
-            cfg = GSIDConfig.from_dict({"seed": self.seed, "device": self.device, **self.config_})
-            model, _ = train_gsid(
-                dataset, cfg, self.out_dir, show_progress, cache_dir=self.cache_dir
-            )
+        model = train_or_load(
+            dataset,
+            self.config_,
+            self.model_dir,
+            self.seed,
+            self.device,
+            self.out_dir,
+            self.cache_dir,
+            show_progress,
+        )
         self.model_ = model.eval()
         item_ids = np.asarray(dataset.item_ids, dtype=object)
         texts = dataset.item_texts()
         with torch_threads(self.num_threads if model.device.type == "cpu" else 0):
-            features = None
-            if model.config.cached_features:
-                from gsid.indexer.train import pooled_features
-
-                features = pooled_features(model, texts, self.cache_dir, show_progress).numpy()
-            codes, reps = encode(model, texts, features, show_progress=show_progress)
+            codes, reps = encode_catalogue(model, texts, self.cache_dir, show_progress)
         self.ids_ = to_semantic_ids(item_ids, codes, model.config, collisions="none")
         self.trie_ = CodeTrie.from_ids(self.ids_, dense_limit=TRIE_DENSE_LIMIT)
         rows = np.fromiter((self.ids_.index_of(i) for i in item_ids), np.int64, len(item_ids))

@@ -4,8 +4,8 @@
     ids, scores = r.search(["cordless drill"], k=10)
     r.save("runs/gsid-retriever"); load_retriever("runs/gsid-retriever")
 
-`index` trains GSID on the dataset's train split (or loads `model_dir`, a directory written by
-`train_gsid`), then keeps one unit vector per item (see assign.representation). `search` decodes
+`index` trains GSID on the dataset's train split (or loads `model_dir`: a `train_gsid` output
+directory or its model/), then keeps one unit vector per item (see assign.representation). `search` decodes
 each query greedily and ranks items by cosine similarity. The semantic IDs of the catalogue are
 kept in `ids_` (for generative retrieval, see the gsid-gr retriever).
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from gsid.errors import check_options
+from gsid.errors import ArtifactError, check_options
 from gsid.indexer.assign import encode, representation, to_semantic_ids, top_k
 from gsid.indexer.config import GSIDConfig
 from gsid.retrieval.base import Retriever, SearchResults
@@ -43,6 +43,56 @@ CPU_DEFAULTS: dict[str, Any] = {
 }
 
 
+def cpu_config(config: dict | None) -> dict[str, Any]:
+    """CPU_DEFAULTS overridden by `config`; unknown GSIDConfig fields are rejected."""
+    out = {**CPU_DEFAULTS, **dict(config or {})}
+    check_options(out, set(GSIDConfig.__dataclass_fields__), "GSID config")
+    return out
+
+
+def train_or_load(
+    dataset,
+    config: dict[str, Any],
+    model_dir: str | None,
+    seed: int,
+    device: str | None,
+    out_dir: str | None,
+    cache_dir: str | None,
+    show_progress: bool | None,
+):
+    """The GSID model of a retriever: loaded from `model_dir` (a `train_gsid` output directory,
+    which holds model/, or a GSIDModel directory), else trained on the dataset's train split."""
+    from gsid.indexer.model import GSIDModel
+
+    if model_dir is None:
+        from gsid.indexer.train import train_gsid
+
+        cfg = GSIDConfig.from_dict({"seed": seed, "device": device, **config})
+        return train_gsid(dataset, cfg, out_dir, show_progress, cache_dir=cache_dir)[0]
+    path = Path(model_dir)
+    if (path / "model" / "manifest.json").is_file():
+        path = path / "model"
+    elif not (path / "manifest.json").is_file():
+        raise ArtifactError(
+            f"model_dir {model_dir!r} holds no GSID model (no manifest.json, no "
+            f"model/manifest.json); pass a train_gsid output directory or a GSIDModel dir"
+        )
+    return GSIDModel.load(path, device=device)
+
+
+def encode_catalogue(
+    model, texts: list[str], cache_dir: str | None, show_progress: bool | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy codes (N, L) and decoder states (N, L, H) of the item texts; a frozen pooled
+    encoder is read through the shared embedding cache."""
+    features = None
+    if model.config.cached_features:
+        from gsid.indexer.train import pooled_features
+
+        features = pooled_features(model, texts, cache_dir, show_progress).numpy()
+    return encode(model, texts, features, show_progress=show_progress)
+
+
 class GSIDRetriever(Retriever):
     name = "gsid"
 
@@ -57,8 +107,7 @@ class GSIDRetriever(Retriever):
         device: str | None = None,
     ) -> None:
         super().__init__()
-        self.config_ = {**CPU_DEFAULTS, **dict(config or {})}
-        check_options(self.config_, set(GSIDConfig.__dataclass_fields__), "GSID config")
+        self.config_ = cpu_config(config)
         self.model_dir = model_dir
         self.representation = representation
         self.cache_dir = cache_dir
@@ -80,30 +129,19 @@ class GSIDRetriever(Retriever):
             "device": self.device,
         }
 
-    def _gsid_config(self) -> GSIDConfig:
-        d = {"seed": self.seed, "device": self.device, **self.config_}
-        return GSIDConfig.from_dict(d)
-
     def _index(self, dataset, show_progress: bool | None) -> None:
-        from gsid.indexer.model import GSIDModel
-
-        if self.model_dir is not None:
-            self.model_ = GSIDModel.load(self.model_dir, device=self.device)
-        else:
-            from gsid.indexer.train import train_gsid
-
-            self.model_, _ = train_gsid(
-                dataset, self._gsid_config(), self.out_dir, show_progress, cache_dir=self.cache_dir
-            )
-        features = None
-        if self.model_.config.cached_features:
-            from gsid.indexer.train import pooled_features
-
-            features = pooled_features(
-                self.model_, dataset.item_texts(), self.cache_dir, show_progress
-            ).numpy()
-        codes, reps = encode(
-            self.model_, dataset.item_texts(), features, show_progress=show_progress
+        self.model_ = train_or_load(
+            dataset,
+            self.config_,
+            self.model_dir,
+            self.seed,
+            self.device,
+            self.out_dir,
+            self.cache_dir,
+            show_progress,
+        )
+        codes, reps = encode_catalogue(
+            self.model_, dataset.item_texts(), self.cache_dir, show_progress
         )
         self.item_vectors_ = representation(reps, self.representation)
         self.ids_ = to_semantic_ids(dataset.item_ids, codes, self.model_.config)
