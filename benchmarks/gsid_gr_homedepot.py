@@ -8,11 +8,15 @@ gsid-gr loads a trained GSID model (`--model-dir`, a train_gsid output or its mo
 indexes the catalogue with it (greedy codes of every item = its ID, no collision suffix).
 Variants: "cosine" (the generated IDs' items re-ranked by the cosine of GSID "first"
 representations), "prior" (the same index, items of one ID ordered by the training-log prior;
-no item vectors) and, unless --no-concat, "cosine, concat" (the concatenated representation).
+no item vectors), unless --no-concat "cosine, concat" (the concatenated representation), and
+unless --no-static the same with a static query encoder distilled from the model's own
+(query_encoder="static"): "static, cosine" (float16 item vectors), "static, cosine, <PQ>"
+(product-quantised item vectors, --pq) and "static, prior".
 Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense ratios.
 
     python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
-        [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat]
+        [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat] [--no-static]
+        [--pq PQ16x4]
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ def main() -> int:
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--latency-sample", type=int, default=200)
     ap.add_argument("--no-concat", action="store_true", help="skip the concat-cosine variant")
+    ap.add_argument("--no-static", action="store_true", help="skip the static-query variants")
+    ap.add_argument("--pq", default="PQ16x4", help="PQ spec of the compressed-vector variant")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -57,6 +63,7 @@ def main() -> int:
     from gsid.indexer.generative import GSIDGenerativeRetriever
     from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.dense import DenseRetriever
+    from gsid.retrieval.pq import PQVectors
 
     if not Path(args.data).is_dir():
         print(f"Home Depot data not found at {args.data}; pass --data", file=sys.stderr)
@@ -68,7 +75,7 @@ def main() -> int:
     command = "python benchmarks/gsid_gr_homedepot.py " + shlex.join(sys.argv[1:])
     load_before = os.getloadavg()
 
-    def gsid_gr(representation: str) -> GSIDGenerativeRetriever:
+    def gsid_gr(representation: str, **kw) -> GSIDGenerativeRetriever:
         return GSIDGenerativeRetriever(
             model_dir=args.model_dir,
             beam_width=args.beam_width,
@@ -77,6 +84,7 @@ def main() -> int:
             rescore_depth=args.rescore_depth,
             num_threads=1,
             cache_dir=args.cache,
+            **kw,
         )
 
     cos = gsid_gr("first")
@@ -102,6 +110,28 @@ def main() -> int:
     if not args.no_concat:
         more["gsid-gr (cosine, concat)"] = gsid_gr("concat")
     result.methods.update(run_bench(ds, more, **bench).methods)
+    static = {}
+    if not args.no_static:
+        # one distillation; the other static variants share it (and the trie)
+        sc = gsid_gr("first", query_encoder="static")
+        result.methods.update(run_bench(ds, {"gsid-gr (static, cosine)": sc}, **bench).methods)
+        spq = copy.copy(sc)
+        spq.vectors = args.pq
+        spq.item_reps_ = PQVectors.fit(sc.item_reps_.astype("float32"), args.pq)
+        sp = copy.copy(sc)
+        sp.rescore, sp.item_reps_ = "prior", None
+        static = {
+            "gsid-gr (static, cosine)": sc,
+            f"gsid-gr (static, cosine, {args.pq})": spq,
+            "gsid-gr (static, prior)": sp,
+        }
+        result.methods.update(run_bench(ds, dict(list(static.items())[1:]), **bench).methods)
+        result.settings["static_encoder"] = {
+            "distill_s": result.methods["gsid-gr (static, cosine)"].systems.get("index_s"),
+            "weights_bytes": sc.static_.bag.weight.numel() * 4,
+            "final_cosine_loss": float(sum(sc.static_.history_[-20:]) / 20),
+            "note": "index_s of 'static, cosine' includes the distillation",
+        }
     result.settings["load_average_1_5_15"] = {
         "before": [round(x, 2) for x in load_before],
         "after": [round(x, 2) for x in os.getloadavg()],
@@ -119,11 +149,16 @@ def main() -> int:
     }
     # run_bench keeps no retriever it built from a factory: dense again (embeddings cached)
     dense = DenseRetriever(cache_dir=args.cache).index(ds, show_progress=False)
-    timed = {"dense": dense, "gsid-gr (prior)": prior, "gsid-gr (cosine)": cos}
+    timed = {"dense": dense, "gsid-gr (prior)": prior, "gsid-gr (cosine)": cos, **static}
     result.settings["time_breakdown_ms"] = breakdown(
         timed, ds.split_queries("dev")["query"].tolist()
     )
-    result.settings["id_recall"] = id_recall(cos, ds, (1, 5, 10, args.beam_width, 50))
+    widths = (1, 5, 10, args.beam_width, 50)
+    result.settings["id_recall"] = id_recall(cos, ds, widths)
+    if static:
+        result.settings["id_recall_static"] = id_recall(
+            static["gsid-gr (static, cosine)"], ds, widths
+        )
     ratios = ratio_rows(result)
     result.settings["gsid_gr_vs_dense"] = ratios
     json_path, md_path = write_report(result, args.out, stem=args.stem)
@@ -148,7 +183,7 @@ def breakdown(retrievers: dict, queries: list[str], n_single: int = 200, n_batch
 
         def encode(batch):
             with torch.inference_mode():
-                return r.model_.encode_texts(batch)
+                return r.query_memory(batch)
 
         return encode
 
@@ -198,7 +233,7 @@ def id_recall(r, ds, widths) -> dict[str, dict[str, float]]:
     nodes = []
     with torch.inference_mode():
         for s in range(0, len(texts), 64):
-            mem, mask = r.model_.encode_texts(texts[s : s + 64])
+            mem, mask = r.query_memory(texts[s : s + 64])
             res = constrained_beam_search(
                 lambda st, tok: fn.step(st, tok)[0], fn.start(mem, mask), r.trie_, len(mem), W
             )
@@ -249,6 +284,10 @@ def _short(path: str) -> str:
     return str(p.relative_to(ROOT)) if p.is_relative_to(ROOT) else str(p)
 
 
+def _pct(v: dict | None) -> str:
+    return "–" if v is None else f"{100 * v['id_recall']:.2f}"
+
+
 def _div(a, b):
     return None if a is None or not b else a / b
 
@@ -297,15 +336,16 @@ def ratio_markdown(result, ratios) -> str:
         f"re-ranks the first {g['rescore_depth']} candidates; {g['n_ids']} distinct IDs "
         f"(the largest holds {g['largest_id_items']} items), trie of {g['trie_nodes']} nodes; "
         f"step scorer {g['scorer']}. All methods ran with 1 torch thread and 1 faiss thread; "
-        f"dense and gsid-gr both encode each query with MiniLM inside the timed search. The "
+        f"every method encodes each query inside the timed search (MiniLM; the static "
+        f"variants their distilled bag of tokens). The "
         f"machine is shared: load average (1/5/15 min) {load['before']} before and "
         f"{load['after']} after the run, so absolute times are inflated. gsid-gr (prior) "
         f"reuses the index of gsid-gr (cosine) (index s shown once); its bytes/item are the "
-        f"trie and the ranked item order only.",
+        f"trie only (items are stored in trie order).",
         "",
         "### Where the time goes (paired: median ms per search call)",
         "",
-        "| method | batch | calls | search ms | query encoding ms (MiniLM) | rest ms |",
+        "| method | batch | calls | search ms | query encoding ms | rest ms |",
         "|:---|---:|---:|---:|---:|---:|",
     ]
     for name, row in paired.items():
@@ -325,13 +365,16 @@ def ratio_markdown(result, ratios) -> str:
         "### Where gsid-gr loses recall: ID recall of the beam (gsid-gr model, all dev queries)",
         "",
         "| top-W generated IDs | share of expected items whose ID is among them | "
-        "mean items under those IDs |",
-        "|---:|---:|---:|",
+        "mean items under those IDs | the same, static query encoder |",
+        "|---:|---:|---:|---:|",
     ]
+    static = result.settings.get("id_recall_static", {})
     for w, v in result.settings.get("id_recall", {}).items():
+        st = static.get(w)
         lines.append(
             f"| {w.removeprefix('W=')} | {100 * v['id_recall']:.2f} | "
-            f"{v['mean_items_under_ids']:,.1f} |"
+            f"{v['mean_items_under_ids']:,.1f} | "
+            f"{_pct(st)} |"
         )
     lines += [
         "",

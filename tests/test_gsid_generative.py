@@ -55,7 +55,8 @@ def test_index_builds_ids_without_suffix(gr, ds):
     n_leaves = int(gr.trie_.is_end.sum())
     assert 1 < n_leaves < len(ds.items)  # items share IDs: no collision suffix
     assert int(gr.trie_.n_end.sum()) == len(ds.items)
-    assert gr.index_bytes() == gr.trie_.nbytes() + 4 * len(ds.items)
+    assert gr.index_bytes() == gr.trie_.nbytes()  # items in trie order: no permutation array
+    assert gr.trie_.lo.dtype == torch.int32
     from gsid.retrieval.registry import make_retriever, method_class
 
     assert method_class("gsid-gr") is GSIDGenerativeRetriever
@@ -113,7 +114,7 @@ def test_beam_equals_brute_force_over_all_ids(gr):
     # the retriever's item scores: each item carries its ID's summed step log-prob, IDs in the
     # brute-force order, items of one ID by the training-log prior
     wide = GSIDGenerativeRetriever(beam_width=n_leaves)
-    wide.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_", "ranked_")})
+    wide.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_")})
     wide.item_ids_ = gr.item_ids_
     ids, scores = wide.search(QUERIES, k=len(gr.item_ids_))
     codes = trie.node_codes(exact.nodes.reshape(-1)).view(4, n_leaves, 2)
@@ -163,6 +164,51 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
     assert (c2.search(QUERIES, k=8).ids == ids).all()
 
 
+def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
+    from gsid.retrieval.pq import PQVectors
+
+    r = GSIDGenerativeRetriever(
+        model_dir=str(run_dir / "run"),
+        rescore="cosine",
+        vectors="PQ8x4",
+        query_encoder="static",
+        static_encoder={"epochs": 3, "init_tokens": "seen"},
+        beam_width=4,
+        cache_dir=str(run_dir),
+    ).index(ds, show_progress=False)
+    assert isinstance(r.item_reps_, PQVectors) and r.item_reps_.codes.shape == (len(ds.items), 4)
+    assert r.index_bytes() == r.trie_.nbytes() + r.item_reps_.nbytes()
+    ids, scores = r.search(QUERIES, k=8)
+    # scores: PQ inner products with d_0 of the query, whose memory is the static encoding
+    model = r.model_
+    mem, mask = model.memory_from_features(r.static_.encode(QUERIES))
+    d0 = r.scorer.step(r.scorer.start(mem, mask), torch.zeros((4, 1, 0), dtype=torch.long))[1]
+    from gsid.indexer.assign import representation
+
+    Q = representation(d0.numpy(), "first")
+    pos = {x: n for n, x in enumerate(r.item_ids_)}
+    for b in range(len(QUERIES)):
+        found = [x for x in ids[b] if x is not None]
+        rows = np.array([pos[x] for x in found])
+        expect = r.item_reps_.decode(rows) @ Q[b]
+        np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
+    # the static encoder was fitted to the model's own pooled query features
+    from gsid.indexer.train import pooled_features
+
+    teacher = pooled_features(model, QUERIES, str(run_dir)).numpy()
+    assert (r.static_.encode(QUERIES).numpy() * teacher).sum(1).mean() > 0.5
+    r.save(tmp_path / "pq")
+    again = load_retriever(tmp_path / "pq")
+    assert isinstance(again.static_, type(r.static_))
+    assert (again.search(QUERIES, k=8).ids == ids).all()
+    with pytest.raises(GsidError, match="form"):
+        GSIDGenerativeRetriever(vectors="pq16")
+    with pytest.raises(GsidError, match="query_encoder"):
+        GSIDGenerativeRetriever(query_encoder="fast")
+    with pytest.raises(GsidError, match="valid options"):
+        GSIDGenerativeRetriever(static_encoder={"epoch": 1})
+
+
 def test_t5_model_uses_the_full_decoder(ds, t5_dir):
     cfg = dict(
         backbone="t5",
@@ -194,7 +240,7 @@ def test_bad_input_and_options(gr, tmp_path):
     with pytest.raises(NotFittedError):
         GSIDGenerativeRetriever().search(["drill"])
     no_vectors = GSIDGenerativeRetriever(rescore="cosine")
-    no_vectors.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_", "ranked_")})
+    no_vectors.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_")})
     no_vectors.item_ids_ = gr.item_ids_
     with pytest.raises(NotFittedError, match="representations"):
         no_vectors.search(["drill"])

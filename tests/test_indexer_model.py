@@ -151,3 +151,35 @@ def test_pooled_memory(t5_dir):
 def test_load_missing_model_is_artifact_error(tmp_path):
     with pytest.raises(ArtifactError):
         GSIDModel.load(tmp_path / "nothing")
+
+
+def test_t5_from_scratch_with_a_catalogue_tokenizer(tmp_path, ds):
+    from indexer_fixtures import TINY_T5
+
+    from gsid.indexer.train import train_gsid
+    from gsid.text.catalogue_tokenizer import train_catalogue_tokenizer
+
+    cfg = GSIDConfig(
+        backbone="t5",
+        t5_config=TINY_T5,
+        tokenizer_vocab=300,
+        n_levels=2,
+        codebook_size=4,
+        batch_size=16,
+        epochs_per_level=1,
+        warmup_batches=1,
+    )
+    model, ids = train_gsid(ds, cfg, tmp_path / "run", show_progress=False)
+    tok = model.tokenizer
+    assert len(tok) <= 300 and tok.pad_token_id == 0 and "cordless" in tok.get_vocab()
+    assert model.backbone.get_input_embeddings().num_embeddings == len(tok)
+    again = GSIDModel.load(tmp_path / "run" / "model")
+    assert again.tokenizer.get_vocab() == tok.get_vocab()
+    a = model.eval().generate(*model.encode_texts(["cordless drill"]))[0]
+    assert torch.equal(a, again.generate(*again.encode_texts(["cordless drill"]))[0])
+    with pytest.raises(GsidError, match="tokenizer_vocab"):
+        GSIDConfig(tokenizer_vocab=100)  # MiniLM keeps its own tokenizer
+    with pytest.raises(GsidError, match="non-empty"):
+        train_catalogue_tokenizer(["", " "], 100, tmp_path / "tok")
+    with pytest.raises(GsidError, match="vocab_size"):
+        train_catalogue_tokenizer(["a b"], 3, tmp_path / "tok")

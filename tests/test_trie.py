@@ -107,3 +107,18 @@ def test_from_semantic_ids_and_save_load(tmp_path):
 def test_unsorted_codes_rejected():
     with pytest.raises(DataValidationError, match="sorted"):
         CodeTrie.from_sorted_codes(np.array([[1, 0], [0, 1]]), np.array([2, 2]), 2)
+
+
+def test_int32_storage_and_int64_fallback():
+    codes = np.array([[0, 1], [0, 2], [3, 1], [3, 3]])
+    small = CodeTrie.from_codes(codes, vocab_size=4, dense_limit=0)
+    assert small.lo.dtype == torch.int32 and small._key.dtype == torch.int32
+    assert small.nbytes() == 9 * small.n_nodes * 4 - 4  # 8 arrays + the keys of non-root nodes
+    # node keys parent * (K+1) + token that overflow int32 switch the storage to int64
+    huge = CodeTrie.from_codes(codes, vocab_size=2**30, dense_limit=0)
+    assert huge.lo.dtype == torch.int64
+    for trie in (small, huge):
+        assert trie.walk([3, 3]) > 0 and trie.walk([3, 2]) == -1
+        nodes = trie.advance(torch.tensor([0, 0, -1]), torch.tensor([0, 3, 0]))
+        assert nodes.dtype == torch.int64 and nodes[2] == -1
+        assert trie.node_codes(nodes[:2]).tolist() == [[0, -1], [3, -1]]

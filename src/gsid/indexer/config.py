@@ -26,6 +26,9 @@ class GSIDConfig:
     backbone: str = "minilm"  # "minilm" (packaged, offline) or "t5" (T5-family)
     model_path: str | None = None  # local checkpoint dir; None with "minilm" = packaged MiniLM
     t5_config: dict | None = None  # build a random T5 from this transformers.T5Config dict
+    # with t5_config: train a WordPiece tokenizer of this many tokens on the catalogue's titles
+    # and train queries (gsid.text.catalogue_tokenizer); 0 = MiniLM's tokenizer
+    tokenizer_vocab: int = 0
     decoder_layers: int = 2  # small decoder on the MiniLM backbone (T5 uses its own decoder)
     decoder_heads: int = 4
     decoder_ff_mult: int = 4  # feed-forward width = mult * hidden (MiniLM decoder)
@@ -93,6 +96,13 @@ class GSIDConfig:
                 "backbone='t5' needs model_path (a local T5 checkpoint directory) or t5_config "
                 "(a dict for transformers.T5Config to build a random model)"
             )
+        if self.tokenizer_vocab and (self.backbone != "t5" or self.t5_config is None):
+            raise GsidError(
+                "tokenizer_vocab trains a catalogue tokenizer for a T5 built from scratch: it "
+                "needs backbone='t5' with t5_config (a pretrained model keeps its own tokenizer)"
+            )
+        if self.tokenizer_vocab < 0:
+            raise GsidError(f"tokenizer_vocab must be >= 0, got {self.tokenizer_vocab}")
         for name in (
             "n_levels",
             "codebook_size",

@@ -48,8 +48,10 @@ from gsid.indexer.retriever import cpu_config, encode_catalogue, train_or_load
 from gsid.retrieval.base import Retriever, SearchResults
 from gsid.retrieval.beam import constrained_beam_search
 from gsid.retrieval.generative import RESCORE, expand_ids, log_prior, prior_order
+from gsid.retrieval.pq import PQVectors, parse_spec
 from gsid.retrieval.seq2seq_ids import torch_threads
 from gsid.retrieval.trie import CodeTrie
+from gsid.text.static_encoder import StaticDistillConfig, StaticEncoder
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +59,8 @@ NEG_INF = float("-inf")
 #: CSR trie, no dense next-node table: on Home Depot (54,667 items, 8,769 nodes) the beam search
 #: ran as fast with it (measured, batch 1 and 64) and the trie took 11.5 instead of 42.9 B/item
 TRIE_DENSE_LIMIT = 0
+#: how queries reach the decoder: the model's own encoder, or a static encoder distilled from it
+QUERY_ENCODERS = ("model", "static")
 #: float32 elements widened at once when re-scoring by cosine (~16 MB)
 _COSINE_CHUNK = 1 << 22
 
@@ -253,6 +257,9 @@ class GSIDGenerativeRetriever(Retriever):
         rescore: str = "prior",
         representation: str = "first",
         rescore_depth: int = 1000,
+        vectors: str = "float16",
+        query_encoder: str = "model",
+        static_encoder: dict | None = None,
         num_threads: int = 1,
         batch_size: int = 64,
         cache_dir: str | None = None,
@@ -264,6 +271,13 @@ class GSIDGenerativeRetriever(Retriever):
         self.config_ = cpu_config(config)
         if rescore not in RESCORE:
             raise GsidError(f"rescore {rescore!r} is unknown; choose one of {list(RESCORE)}")
+        if vectors != "float16":
+            parse_spec(vectors)
+        if query_encoder not in QUERY_ENCODERS:
+            raise GsidError(
+                f"query_encoder {query_encoder!r} is unknown; choose one of {list(QUERY_ENCODERS)}"
+            )
+        StaticDistillConfig.from_dict(static_encoder)  # reject unknown options now
         if representation not in REPRESENTATIONS:
             raise GsidError(
                 f"representation {representation!r} is unknown; choose one of "
@@ -282,6 +296,9 @@ class GSIDGenerativeRetriever(Retriever):
         self.rescore = rescore
         self.representation = representation
         self.rescore_depth = int(rescore_depth)
+        self.vectors = vectors
+        self.query_encoder = query_encoder
+        self.static_encoder = None if static_encoder is None else dict(static_encoder)
         self.num_threads = int(num_threads)
         self.batch_size = int(batch_size)
         self.cache_dir = None if cache_dir is None else str(cache_dir)
@@ -291,8 +308,10 @@ class GSIDGenerativeRetriever(Retriever):
         self.model_ = None  # GSIDModel
         self.ids_ = None  # SemanticIDs: L codes per item, no collision suffix
         self.trie_: CodeTrie | None = None
-        self.ranked_: np.ndarray | None = None  # (N,) item rows in code order, ties by prior
-        self.item_reps_: np.ndarray | None = None  # (N, D) float16, rescore="cosine" only
+        # items are kept in trie order (code order, ties by prior): item_ids_[j] is the item at
+        # sorted position j, so a leaf's items are a contiguous run and no permutation is stored
+        self.item_reps_: np.ndarray | PQVectors | None = None  # rescore="cosine" only
+        self.static_: StaticEncoder | None = None  # query_encoder="static" only
         self._scorer = None
 
     def config(self) -> dict[str, Any]:
@@ -303,6 +322,9 @@ class GSIDGenerativeRetriever(Retriever):
             "rescore": self.rescore,
             "representation": self.representation,
             "rescore_depth": self.rescore_depth,
+            "vectors": self.vectors,
+            "query_encoder": self.query_encoder,
+            "static_encoder": self.static_encoder,
             "num_threads": self.num_threads,
             "batch_size": self.batch_size,
             "cache_dir": self.cache_dir,
@@ -335,9 +357,18 @@ class GSIDGenerativeRetriever(Retriever):
         pos = {s: i for i, s in enumerate(item_ids)}
         q_items = pairs["item_id"].map(pos).to_numpy(np.int64)
         weight, n_queries = log_prior(pairs, q_items, len(item_ids))
-        self.ranked_ = prior_order(self.ids_, rows, weight, n_queries).astype(np.int32)
+        ranked = prior_order(self.ids_, rows, weight, n_queries)
+        self.item_ids_ = item_ids[ranked]
         if self.rescore == "cosine":
-            self.item_reps_ = representation(reps, self.representation).astype(np.float16)
+            vecs = representation(reps, self.representation)[ranked]
+            if self.vectors == "float16":
+                self.item_reps_ = vecs.astype(np.float16)
+            else:
+                self.item_reps_ = PQVectors.fit(vecs, self.vectors, seed=self.seed)
+        if self.query_encoder == "static":
+            self.static_ = distill_query_encoder(
+                model, dataset, self.static_encoder, self.cache_dir, self.seed, show_progress
+            )
         self._scorer = None
         logger.info(
             "gsid-gr: %d items on %d IDs (largest ID holds %d items); trie of %d nodes",
@@ -368,10 +399,17 @@ class GSIDGenerativeRetriever(Retriever):
                 self._search_batch(queries[s : s + self.batch_size], k, out, s)
         return out
 
+    def query_memory(self, batch: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The decoder memory of the queries (B, S, H) and its mask (B, S): the model's own
+        encoder, or (query_encoder="static") the static encoder's vector as pooled memory."""
+        if self.static_ is not None:
+            return self.model_.memory_from_features(self.static_.encode(batch))
+        return self.model_.encode_texts(batch)
+
     def _search_batch(self, batch: list[str], k: int, out: SearchResults, offset: int) -> None:
         model, scorer = self.model_, self.scorer
         B = len(batch)
-        mem, mask = model.encode_texts(batch)  # (B, S, H), (B, S)
+        mem, mask = self.query_memory(batch)
         state = scorer.start(mem, mask)
         first: list[torch.Tensor] = []
 
@@ -386,9 +424,7 @@ class GSIDGenerativeRetriever(Retriever):
         )
         cosine = self.rescore == "cosine"
         limit = self.rescore_depth if cosine else k
-        rows, scores, query, per_q = expand_ids(
-            self.trie_, self.ranked_, res.nodes, res.scores, limit
-        )
+        rows, scores, query, per_q = expand_ids(self.trie_, None, res.nodes, res.scores, limit)
         # rank of each candidate within its query (candidates are grouped by query)
         rank = np.arange(len(rows)) - np.repeat(np.cumsum(per_q) - per_q, per_q)
         if cosine:
@@ -414,6 +450,8 @@ class GSIDGenerativeRetriever(Retriever):
         (B, L', H): the queries' decoder states. float16 item vectors are widened in chunks to
         bound the temporary."""
         Q = torch.from_numpy(representation(reps.float().cpu().numpy(), self.representation))
+        if isinstance(self.item_reps_, PQVectors):
+            return self.item_reps_.dot(Q, rows, query)
         items = torch.from_numpy(self.item_reps_)  # (N, D) float16, shares memory
         rows_t, query_t = torch.from_numpy(rows), torch.from_numpy(query)
         out = torch.empty(len(rows), dtype=torch.float32)
@@ -425,22 +463,28 @@ class GSIDGenerativeRetriever(Retriever):
 
     # ------------------------------------------------------------------ size and persistence
     def index_bytes(self) -> int:
-        """Bytes needed to answer queries besides the model weights: the trie (as held in
-        memory), the ranked item order (int32 per item) and, with rescore="cosine", the float16
-        item representations."""
+        """Bytes needed to answer queries besides the model weights (and the static query
+        encoder's): the trie as held in memory and, with rescore="cosine", the item vectors
+        (float16, or PQ codes plus their centroids). Items are stored in trie order, so there is
+        no permutation array."""
         if self.trie_ is None:
             return 0
-        total = self.trie_.nbytes() + 4 * len(self.ranked_)
-        if self.rescore == "cosine" and self.item_reps_ is not None:
+        total = self.trie_.nbytes()
+        if isinstance(self.item_reps_, PQVectors):
+            total += self.item_reps_.nbytes()
+        elif self.item_reps_ is not None:
             total += self.item_reps_.nbytes
         return int(total)
 
     def _save_state(self, directory: Path) -> None:
         self.model_.save(directory / "model")
         self.ids_.save(directory / "semantic_ids")
-        np.save(directory / "ranked.npy", self.ranked_)
-        if self.rescore == "cosine":
+        if isinstance(self.item_reps_, PQVectors):
+            self.item_reps_.save(directory, "item_reps")
+        elif self.item_reps_ is not None:
             np.save(directory / "item_reps.npy", self.item_reps_)
+        if self.static_ is not None:
+            self.static_.save(directory / "static_encoder")
 
     def _load_state(self, directory: Path) -> None:
         from gsid.ids.semantic_ids import SemanticIDs
@@ -449,22 +493,34 @@ class GSIDGenerativeRetriever(Retriever):
         try:
             self.model_ = GSIDModel.load(directory / "model", device=self.device).eval()
             self.ids_ = SemanticIDs.load(directory / "semantic_ids")
-            self.ranked_ = np.load(directory / "ranked.npy", allow_pickle=False)
-            if self.rescore == "cosine":
+            if self.rescore == "cosine" and self.vectors == "float16":
                 self.item_reps_ = np.load(directory / "item_reps.npy", allow_pickle=False)
         except FileNotFoundError as e:
             raise ArtifactError(
                 f"{directory}: {Path(e.filename).name} is missing; re-index and save the "
                 f"retriever again"
             ) from e
+        if self.rescore == "cosine" and self.vectors != "float16":
+            self.item_reps_ = PQVectors.load(directory, "item_reps", self.vectors)
+        self.static_ = None
+        if self.query_encoder == "static":
+            self.static_ = StaticEncoder.load(directory / "static_encoder")
         self.trie_ = CodeTrie.from_ids(
             self.ids_, dense_limit=TRIE_DENSE_LIMIT
         )  # rebuilt from the artifact: one source of truth
         n = self.ids_.n_items
-        if len(self.ranked_) != n or len(self.item_ids_) != n:
+        reps = getattr(self.item_reps_, "codes", self.item_reps_)
+        if len(self.item_ids_) != n or (reps is not None and len(reps) != n):
             raise ArtifactError(
-                f"{directory}: ranked.npy / item_ids do not match the semantic IDs ({n} items); "
-                f"re-index and save again"
+                f"{directory}: item_ids / item vectors do not match the semantic IDs ({n} "
+                f"items); re-index and save again"
+            )
+        # the items must be stored in the trie's order (their codes sorted)
+        rows = np.fromiter((self.ids_.index_of(i) for i in self.item_ids_), np.int64, n)
+        if not np.array_equal(self.ids_.codes[rows], self.ids_.sorted_codes()[0]):
+            raise ArtifactError(
+                f"{directory}: item_ids are not in the order of the trie (saved by an older "
+                f"gsid?); re-index and save the retriever again"
             )
         self._scorer = None
 
@@ -472,3 +528,36 @@ class GSIDGenerativeRetriever(Retriever):
 def scorer_logits(scorer):
     """The scorer as the beam search's logits_fn (log-probs only)."""
     return lambda state, tokens: scorer.step(state, tokens)[0]
+
+
+def distill_query_encoder(
+    model,
+    dataset,
+    config: dict | None,
+    cache_dir: str | None,
+    seed: int,
+    show_progress: bool | None,
+) -> StaticEncoder:
+    """A static encoder fitted to the model's own pooled query features (see
+    gsid.text.static_encoder), on the train queries, the item titles and one query-like span of
+    every title. Only the pooled-memory models read one vector per text, which it replaces."""
+    from gsid.indexer.sampling import pseudo_query
+    from gsid.indexer.train import pooled_features
+
+    if model.config.memory != "pooled" or model.is_t5:
+        raise GsidError(
+            "query_encoder='static' needs a GSID model with pooled memory (memory='pooled', "
+            "MiniLM backbone): the static encoder stands in for its one pooled query vector"
+        )
+    titles = dataset.item_texts()
+    rng = np.random.default_rng(seed)
+    queries = sorted(set(dataset.training_pairs("train")["query"].astype(str)))
+    texts = list(dict.fromkeys(queries + titles + [pseudo_query(t, rng) for t in titles]))
+
+    def teacher(batch: list[str]) -> np.ndarray:
+        return pooled_features(model, batch, cache_dir).numpy()
+
+    cfg = StaticDistillConfig.from_dict({"seed": seed, **(config or {})})
+    return StaticEncoder.distill(
+        teacher, model.tokenizer, texts, config=cfg, show_progress=show_progress
+    )

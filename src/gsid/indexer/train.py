@@ -320,6 +320,21 @@ class GSIDTrainer:
             model.encoder_source_ = source
 
     # -- main loop
+    def _tokenizer(self, data: TrainData, out_dir) -> str | None:
+        """With tokenizer_vocab: a WordPiece tokenizer trained on the titles and the training
+        queries (kept in out_dir/catalogue-tokenizer; the saved model carries its own copy)."""
+        if not self.config.tokenizer_vocab:
+            return None
+        import tempfile
+
+        from gsid.text.catalogue_tokenizer import train_catalogue_tokenizer
+
+        where = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="gsid-"))
+        texts = data.item_texts + data.all_queries()
+        return train_catalogue_tokenizer(
+            texts, self.config.tokenizer_vocab, where / "catalogue-tokenizer"
+        )
+
     def fit(
         self,
         data: TrainData,
@@ -365,7 +380,7 @@ class GSIDTrainer:
         elif init_model is not None:
             model = fine_tune_start(init_model, cfg, device)
         else:
-            model = GSIDModel.build(cfg).to(device)
+            model = GSIDModel.build(cfg, tokenizer_dir=self._tokenizer(data, out_dir)).to(device)
             if cfg.pretrain_batches > 0:
                 from gsid.indexer.pretrain import pretrain
 

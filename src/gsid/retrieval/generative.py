@@ -362,10 +362,15 @@ def prior_order(
 
 
 def expand_ids(
-    trie: CodeTrie, ranked: np.ndarray, nodes: torch.Tensor, scores: torch.Tensor, limit: int
+    trie: CodeTrie,
+    ranked: np.ndarray | None,
+    nodes: torch.Tensor,
+    scores: torch.Tensor,
+    limit: int,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Generated IDs (B, R) trie nodes (-1 = none) and their scores -> the items whose whole ID
-    is each node (at most `limit` per ID, in `ranked` order), flat and in beam order:
+    is each node (at most `limit` per ID, in `ranked` order; None: items are stored in trie
+    order and the sorted position is the row), flat and in beam order:
     item_rows (M,), item_scores (M,) (the ID's score), query (M,) (the query row, nondecreasing)
     and per_q (B,) (candidates per query). Vectorised: the exact-ID ranges [lo, lo + n_end) of
     all beams are expanded with one repeat."""
@@ -380,7 +385,7 @@ def expand_ids(
     beam_of = np.repeat(np.arange(B * R), cnt)
     offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     pos = np.repeat(lo, cnt) + offs
-    item_rows = ranked[pos]
+    item_rows = pos if ranked is None else ranked[pos]
     item_scores = scores.reshape(-1).numpy()[beam_of]
     query = beam_of // R
     per_q = np.bincount(query, minlength=B)

@@ -44,11 +44,12 @@ _ARRAYS = ("parent", "token", "depth", "lo", "hi", "n_end", "child_start", "chil
 class CodeTrie:
     """A trie of semantic IDs. Build with `from_ids` / `from_codes`; arrays are per node.
 
-    parent (n,) int64: parent node (-1 for the root).   token (n,) int64: code on the edge in.
-    depth (n,) int64: prefix length.                     lo, hi (n,) int64: sorted item range.
-    n_end (n,) int64: items whose whole ID is this prefix; they are rows [lo, lo + n_end) since
+    parent (n,): parent node (-1 for the root).          token (n,): code on the edge in.
+    depth (n,): prefix length.                           lo, hi (n,): sorted item range.
+    n_end (n,): items whose whole ID is this prefix; they are rows [lo, lo + n_end) since
         padding sorts first.
-    child_start, child_count (n,) int64: children are node ids child_start .. + child_count.
+    child_start, child_count (n,): children are node ids child_start .. + child_count.
+    All int32 (int64 only for tries too large for int32 node keys).
     """
 
     def __init__(
@@ -59,8 +60,13 @@ class CodeTrie:
         n_items: int,
         dense_limit: int = DENSE_LIMIT,
     ) -> None:
+        n_nodes = len(arrays["parent"])
+        V = int(vocab_size) + 1
+        # int32 storage halves the index whenever every node key parent * (K+1) + token fits
+        # (the lookups below upcast where they mix with int64 beams)
+        dtype = np.int32 if (max(n_nodes, n_items) + 1) * V < 2**31 else np.int64
         for name in _ARRAYS:
-            setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=np.int64)))
+            setattr(self, name, torch.as_tensor(np.asarray(arrays[name], dtype=dtype)))
         self.n_codes = int(vocab_size)  # K
         self.eos = int(vocab_size)  # token id of EOS
         self.n_levels = int(n_levels)
@@ -68,7 +74,6 @@ class CodeTrie:
         self.dense_limit = int(dense_limit)
         n = self.n_nodes
         # key of every non-root node: parent * (K+1) + token; sorted by construction.
-        V = self.eos + 1
         self._key = self.parent[1:] * V + self.token[1:]  # (n - 1,)
         self.has_children = self.child_count > 0
         self.is_end = self.n_end > 0
@@ -84,7 +89,8 @@ class CodeTrie:
             internal = torch.nonzero(self.has_children).ravel()
             row[internal] = torch.arange(2, n_internal + 2)
             table = torch.full((n_internal + 2, V), -1, dtype=torch.int32)
-            table[row[self.parent[1:]], self.token[1:]] = torch.arange(1, n, dtype=torch.int32)
+            parent, token = self.parent[1:].long(), self.token[1:].long()
+            table[row[parent], token] = torch.arange(1, n, dtype=torch.int32)
             table[row[:n][self.is_end], self.eos] = 0
             self._row, self._table = row, table
 
@@ -212,13 +218,13 @@ class CodeTrie:
         mask = torch.zeros((M, self.vocab_size), dtype=torch.bool)
         alive = nodes >= 0
         safe = torch.where(alive, nodes, torch.zeros_like(nodes))
-        cnt = torch.where(alive, self.child_count[safe], torch.zeros_like(nodes))  # (M,)
+        cnt = torch.where(alive, self.child_count[safe].long(), 0)  # (M,)
         total = int(cnt.sum())
         if total:
             row = torch.repeat_interleave(torch.arange(M), cnt)  # (total,)
             offs = torch.arange(total) - torch.repeat_interleave(torch.cumsum(cnt, 0) - cnt, cnt)
             child = self.child_start[safe][row] + offs
-            mask[row, self.token[child]] = True
+            mask[row, self.token[child].long()] = True
         mask[:, self.eos] = alive & self.is_end[safe]
         return mask
 
@@ -232,11 +238,13 @@ class CodeTrie:
                 (tokens >= 0) & (tokens < self.eos), out.long(), -torch.ones_like(tokens)
             )
         key = nodes * self.vocab_size + tokens
+        # valid keys fit the storage dtype; the others (dead beams, EOS) miss either way
+        key = key.clamp(-1, torch.iinfo(self._key.dtype).max).to(self._key.dtype)
         pos = torch.searchsorted(self._key, key).clamp(max=max(len(self._key) - 1, 0))
         hit = (nodes >= 0) & (tokens >= 0) & (tokens < self.eos) & (len(self._key) > 0)
         if len(self._key):
             hit = hit & (self._key[pos] == key)
-        return torch.where(hit, pos + 1, -torch.ones_like(pos))
+        return torch.where(hit, pos + 1, -1).long()
 
     def walk(self, code: list[int] | tuple[int, ...]) -> int:
         """Node of a code prefix, -1 if no ID starts with it."""
@@ -250,7 +258,8 @@ class CodeTrie:
     def exact_range(self, nodes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Sorted item range [lo, lo + n_end) of the items whose whole ID is each node."""
         nodes = torch.as_tensor(nodes, dtype=torch.int64)
-        return self.lo[nodes], self.lo[nodes] + self.n_end[nodes]
+        lo = self.lo[nodes].long()
+        return lo, lo + self.n_end[nodes]
 
     def node_codes(self, nodes: torch.Tensor) -> torch.Tensor:
         """(M, L) codes of each node's prefix, -1 beyond its depth (and for node -1): one
@@ -264,16 +273,17 @@ class CodeTrie:
             if not alive.any():
                 break
             safe = cur.clamp(min=0)
-            d = self.depth[safe] - 1  # level of the edge into cur
+            d = self.depth[safe].long() - 1  # level of the edge into cur
             rows = torch.nonzero(alive).ravel()
-            out[rows, d[rows]] = self.token[safe[rows]]
+            out[rows, d[rows]] = self.token[safe[rows]].long()
             cur = torch.where(alive, self.parent[safe], torch.zeros_like(cur))
         out[torch.arange(self.n_levels)[None, :] >= depth[:, None]] = -1
         return out
 
     def nbytes(self) -> int:
         """Memory of the trie arrays (the dense table included)."""
-        total = sum(getattr(self, a).numel() * 8 for a in _ARRAYS) + self._key.numel() * 8
+        arrays = [getattr(self, a) for a in _ARRAYS] + [self._key]
+        total = sum(a.numel() * a.element_size() for a in arrays)
         if self._table is not None:
             total += self._table.numel() * 4 + self._row.numel() * 8
         return int(total)
