@@ -209,6 +209,20 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
         GSIDGenerativeRetriever(static_encoder={"epoch": 1})
 
 
+def test_loaded_frozen_model_reads_features_through_the_cache(run_dir, tmp_path):
+    from gsid.indexer.model import GSIDModel
+    from gsid.indexer.train import pooled_features
+
+    model = GSIDModel.load(run_dir / "run" / "model")
+    assert getattr(model, "encoder_source_", None) is None  # not the model that trained
+    a = pooled_features(model, QUERIES, str(tmp_path))
+    assert len(list(tmp_path.glob("emb-*.npy"))) == 1
+    torch.testing.assert_close(a, model.pooled_features(QUERIES))
+    again = GSIDModel.load(run_dir / "run" / "model")  # same weights: the same entry
+    torch.testing.assert_close(pooled_features(again, QUERIES, str(tmp_path)), a)
+    assert len(list(tmp_path.glob("emb-*.npy"))) == 1
+
+
 def test_t5_model_uses_the_full_decoder(ds, t5_dir):
     cfg = dict(
         backbone="t5",

@@ -243,6 +243,11 @@ class GSIDGenerativeRetriever(Retriever):
         Depot as good as "concat" at a quarter of the bytes, and the query needs no greedy
         decoding), "concat" or "last" (see assign.representation).
     rescore_depth: candidates per query that "cosine" re-ranks (in beam order).
+    vectors: how "cosine" keeps the item vectors: "float16", or product-quantised with a
+        faiss-style spec such as "PQ16x4" (m sub-quantisers of nbits bits: m * nbits / 8 B/item).
+    query_encoder: "model" (the GSID model's own encoder) or "static" (a bag-of-tokens encoder
+        distilled from it when indexing, see gsid.text.static_encoder; pooled-memory models).
+    static_encoder: StaticDistillConfig fields for that distillation.
     num_threads: torch threads during search (0 = leave torch's setting).
     batch_size: queries per beam-search batch.
     """

@@ -26,6 +26,7 @@ bookkeeping) may differ from the model's own config; a short budget is the usual
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 import logging
 import math
@@ -161,7 +162,32 @@ def pooled_features(
             max_seq_length=cfg.max_seq_length,
         )
         return torch.from_numpy(enc.encode_cached(list(texts), cache_dir, show_progress))
-    return model.pooled_features(list(texts), cfg.encode_batch_size)
+    if not cfg.cached_features:  # the encoder trains: its outputs are not worth keeping
+        return model.pooled_features(list(texts), cfg.encode_batch_size)
+    # a frozen encoder inside a loaded model: cached under a fingerprint of its weights
+    from gsid.text.encoders import cached_rows
+
+    texts = list(texts)
+    return torch.from_numpy(
+        cached_rows(
+            encoder_fingerprint(model),
+            texts,
+            cache_dir,
+            lambda: model.pooled_features(texts, cfg.encode_batch_size).numpy(),
+        )
+    )
+
+
+def encoder_fingerprint(model: GSIDModel) -> str:
+    """A hash of the encoder's weights and sequence length (computed once per model object)."""
+    fp = getattr(model, "_encoder_fp", None)
+    if fp is None:
+        h = hashlib.sha256(f"gsid-encoder|{model.config.max_seq_length}".encode())
+        for name, t in sorted(model.encoder_module().state_dict().items()):
+            h.update(name.encode())
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        fp = model._encoder_fp = h.hexdigest()
+    return fp
 
 
 # ---------------------------------------------------------------------- one batch

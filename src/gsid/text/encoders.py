@@ -106,23 +106,33 @@ class SentenceEncoder:
         show_progress: bool | None = None,
     ) -> np.ndarray:
         """Encode, memoised in `cache_dir` by a hash of the model identity and the texts."""
-        if cache_dir is None:
-            return self.encode(texts, show_progress)
-        h = hashlib.sha256(self.identity().encode())
-        for t in texts:
-            h.update(t.encode("utf-8", "surrogatepass"))
-            h.update(b"\x00")
-        f = Path(cache_dir) / f"emb-{h.hexdigest()[:24]}.npy"
-        if f.is_file():
-            try:
-                X = np.load(f)
-                if X.shape[0] == len(texts):
-                    return X
-            except (OSError, ValueError):
-                pass  # a corrupted cache entry is recomputed
-        X = self.encode(texts, show_progress)
-        f.parent.mkdir(parents=True, exist_ok=True)
-        tmp = f.with_suffix(f".tmp{os.getpid()}.npy")
-        np.save(tmp, X)
-        os.replace(tmp, f)
-        return X
+        return cached_rows(
+            self.identity(), texts, cache_dir, lambda: self.encode(texts, show_progress)
+        )
+
+
+def cached_rows(
+    identity: str, texts: list[str], cache_dir: str | os.PathLike | None, compute
+) -> np.ndarray:
+    """`compute()` -> (len(texts), D) array, memoised in `cache_dir` by a hash of `identity` (what
+    produced the rows) and the texts; written to a temporary file, then renamed."""
+    if cache_dir is None:
+        return compute()
+    h = hashlib.sha256(identity.encode())
+    for t in texts:
+        h.update(t.encode("utf-8", "surrogatepass"))
+        h.update(b"\x00")
+    f = Path(cache_dir) / f"emb-{h.hexdigest()[:24]}.npy"
+    if f.is_file():
+        try:
+            X = np.load(f)
+            if X.shape[0] == len(texts):
+                return X
+        except (OSError, ValueError):
+            pass  # a corrupted cache entry is recomputed
+    X = compute()
+    f.parent.mkdir(parents=True, exist_ok=True)
+    tmp = f.with_suffix(f".tmp{os.getpid()}.npy")
+    np.save(tmp, X)
+    os.replace(tmp, f)
+    return X
