@@ -11,12 +11,12 @@ representations), "prior" (the same index, items of one ID ordered by the traini
 no item vectors), unless --no-concat "cosine, concat" (the concatenated representation), and
 unless --no-static the same with a static query encoder distilled from the model's own
 (query_encoder="static"): "static, cosine" (float16 item vectors), "static, cosine, <PQ>"
-(product-quantised item vectors, --pq) and "static, prior".
+(product-quantised item vectors, one row per --pq spec) and "static, prior".
 Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense ratios.
 
     python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
         [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat] [--no-static]
-        [--pq PQ16x4]
+        [--pq RPQ32x8 ...]
 """
 
 from __future__ import annotations
@@ -46,7 +46,9 @@ def main() -> int:
     ap.add_argument("--latency-sample", type=int, default=200)
     ap.add_argument("--no-concat", action="store_true", help="skip the concat-cosine variant")
     ap.add_argument("--no-static", action="store_true", help="skip the static-query variants")
-    ap.add_argument("--pq", default="PQ16x4", help="PQ spec of the compressed-vector variant")
+    ap.add_argument(
+        "--pq", nargs="+", default=["RPQ32x8"], help="PQ specs of the compressed-vector variants"
+    )
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
@@ -116,16 +118,16 @@ def main() -> int:
         # one distillation; the other static variants share it (and the trie)
         sc = gsid_gr("first", query_encoder="static")
         result.methods.update(run_bench(ds, {"gsid-gr (static, cosine)": sc}, **bench).methods)
-        spq = copy.copy(sc)
-        spq.vectors = args.pq
-        spq.item_reps_ = PQVectors.fit(sc.item_reps_.astype("float32"), args.pq)
+        static = {"gsid-gr (static, cosine)": sc}
+        first = sc.ids_.sorted_codes()[0][:, 0]  # residual PQ groups: first codes (trie order)
+        for spec in args.pq:
+            spq = copy.copy(sc)
+            spq.vectors = spec
+            spq.item_reps_ = PQVectors.fit(sc.item_reps_.astype("float32"), spec, first)
+            static[f"gsid-gr (static, cosine, {spec})"] = spq
         sp = copy.copy(sc)
         sp.rescore, sp.item_reps_ = "prior", None
-        static = {
-            "gsid-gr (static, cosine)": sc,
-            f"gsid-gr (static, cosine, {args.pq})": spq,
-            "gsid-gr (static, prior)": sp,
-        }
+        static["gsid-gr (static, prior)"] = sp
         # the hybrid users ask for: RRF of the static variant and BM25 (parts already indexed)
         hybrid = HybridRetriever([sc, BM25Retriever().index(ds, show_progress=False)], depth=100)
         hybrid.item_ids_ = sc.item_ids_
@@ -246,7 +248,7 @@ def id_recall(r, ds, widths) -> dict[str, dict[str, float]]:
     nodes = torch.cat(nodes)  # (Q, W)
     codes = r.trie_.node_codes(nodes.reshape(-1)).view(len(qids), W, -1).numpy()
     n_items = np.where(nodes >= 0, r.trie_.n_end[nodes.clamp(min=0)], 0)  # (Q, W)
-    item_code = {i: tuple(c) for i, c in zip(r.item_ids_, r.ids_.codes.tolist(), strict=True)}
+    item_code = dict(zip(r.ids_.item_ids, map(tuple, r.ids_.codes.tolist()), strict=True))
     out = {}
     for w in sorted(set(widths)):
         hits = []

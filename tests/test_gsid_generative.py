@@ -170,7 +170,7 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
     r = GSIDGenerativeRetriever(
         model_dir=str(run_dir / "run"),
         rescore="cosine",
-        vectors="PQ8x4",
+        vectors="RPQ8x4",
         query_encoder="static",
         static_encoder={"epochs": 3, "init_tokens": "seen"},
         beam_width=4,

@@ -34,6 +34,30 @@ def test_codes_decode_like_faiss_and_dot_matches(x, spec):
     assert np.square(pq.decode() - x).mean() < np.square(x - x.mean(0)).mean()
 
 
+def test_residual_pq_adds_the_group_means(x, tmp_path):
+    groups = (np.arange(600) % 3).astype(np.int64)
+    x = x + 5.0 * groups[:, None]  # three far-apart groups
+    plain, resid = PQVectors.fit(x, "PQ6x4"), PQVectors.fit(x, "RPQ6x4", groups)
+    assert resid.spec == "RPQ6x4" and resid.group.dtype == np.uint8 and resid.means.shape == (3, 24)
+    np.testing.assert_allclose(resid.means[1], x[groups == 1].mean(0), atol=1e-5)
+    # quantising what is left after the group mean loses less
+    assert np.square(resid.decode() - x).mean() < np.square(plain.decode() - x).mean()
+    q = np.random.default_rng(2).standard_normal((2, 24)).astype(np.float32)
+    rows, query = np.array([1, 2, 3, 598]), np.array([0, 1, 1, 0])
+    np.testing.assert_allclose(
+        resid.dot(q, rows, query), (resid.decode(rows) * q[query]).sum(1), atol=1e-4
+    )
+    assert resid.nbytes() == plain.nbytes() + resid.means.nbytes + 600
+    resid.save(tmp_path, "r")
+    again = PQVectors.load(tmp_path, "r", "RPQ6x4")
+    assert np.array_equal(again.decode(), resid.decode())
+    with pytest.raises(GsidError, match="group id"):
+        PQVectors.fit(x, "RPQ6x4")
+    (tmp_path / "r_pq_group.npy").unlink()
+    with pytest.raises(ArtifactError, match="missing"):
+        PQVectors.load(tmp_path, "r", "RPQ6x4")
+
+
 def test_specs_save_load_and_errors(x, tmp_path):
     with pytest.raises(GsidError, match="form"):
         parse_spec("OPQ8")
