@@ -45,14 +45,15 @@ class StaticDistillConfig:
     max_tokens per text; init_tokens: which rows of the table start from the teacher's embedding
     of the token alone, "all" of the vocabulary or only those "seen" in the texts (faster; the
     others start at zero and so drop out of the normalised mean until trained);
-    init_batch_size: tokens per teacher call when seeding the table."""
+    init_batch_size: tokens per teacher call when seeding the table (the default sends a whole
+    BERT-size vocabulary in one call: one cache entry, one model load)."""
 
     epochs: int = 5
     batch_size: int = 256
     lr: float = 0.01
     max_tokens: int = 32
     init_tokens: str = "all"
-    init_batch_size: int = 512
+    init_batch_size: int = 65536
     seed: int = 0
 
     @classmethod
