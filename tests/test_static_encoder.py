@@ -69,7 +69,11 @@ def test_given_targets_skip_the_teacher_call(tokenizer, teacher):
         return teacher(texts)
 
     cfg = StaticDistillConfig(epochs=1, init_tokens="seen")
-    StaticEncoder.distill(counting, tokenizer, TEXTS, targets=y, config=cfg, show_progress=False)
+    # an empty text is dropped together with its target row
+    texts, y = ["  ", *TEXTS], np.vstack([np.full((1, 16), 9.0, np.float32), y])
+    StaticEncoder.distill(counting, tokenizer, texts, targets=y, config=cfg, show_progress=False)
+    with pytest.raises(GsidError, match="teacher vectors"):
+        StaticEncoder.distill(counting, tokenizer, TEXTS, targets=y, show_progress=False)
     n_seen = len(
         {t for row in tokenizer(TEXTS, add_special_tokens=False)["input_ids"] for t in row}
     )

@@ -124,12 +124,15 @@ class StaticEncoder(nn.Module):
             if isinstance(config, StaticDistillConfig)
             else StaticDistillConfig.from_dict(config)
         )
-        texts = [t for t in texts if t and t.strip()]
-        if not texts:
+        if targets is not None and len(targets) != len(texts):
+            raise GsidError(f"{len(texts)} texts but {len(targets)} teacher vectors")
+        keep = [i for i, t in enumerate(texts) if t and t.strip()]
+        if not keep:
             raise GsidError("static encoder distillation needs at least one non-empty text")
+        texts = [texts[i] for i in keep]
         y = np.asarray(teacher(texts) if targets is None else targets, dtype=np.float32)
-        if len(y) != len(texts):
-            raise GsidError(f"{len(texts)} texts but {len(y)} teacher vectors")
+        if targets is not None:
+            y = y[keep]
         seen = None
         if cfg.init_tokens == "seen":
             ids = tokenizer(
@@ -140,15 +143,18 @@ class StaticEncoder(nn.Module):
         student = cls(tokenizer, table, cfg.max_tokens)
         opt = torch.optim.SparseAdam(student.parameters(), lr=cfg.lr)
         g = torch.Generator().manual_seed(cfg.seed)
-        yt = torch.from_numpy(F.normalize(torch.from_numpy(y), dim=-1).numpy())
-        steps = range(cfg.epochs * ((len(texts) + cfg.batch_size - 1) // cfg.batch_size))
-        perm: list[int] = []
+        yt = F.normalize(torch.from_numpy(y), dim=-1)  # (N, D)
+        N, bs = len(texts), cfg.batch_size
+        batches = (
+            perm[s : s + bs]
+            for _ in range(cfg.epochs)
+            for perm in [torch.randperm(N, generator=g)]
+            for s in range(0, N, bs)
+        )
         losses = []
-        for _ in progress(steps, show_progress, desc="static encoder", unit="batch"):
-            if not perm:
-                perm = torch.randperm(len(texts), generator=g).tolist()
-            b, perm = perm[: cfg.batch_size], perm[cfg.batch_size :]
-            ids, offs = student.token_ids([texts[i] for i in b])
+        total = cfg.epochs * ((N + bs - 1) // bs)
+        for b in progress(batches, show_progress, desc="static encoder", unit="batch", total=total):
+            ids, offs = student.token_ids([texts[i] for i in b.tolist()])
             loss = (1 - (student(ids, offs) * yt[b]).sum(1)).mean()
             opt.zero_grad()
             loss.backward()
