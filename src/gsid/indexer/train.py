@@ -346,20 +346,22 @@ class GSIDTrainer:
             model.encoder_source_ = source
 
     # -- main loop
-    def _tokenizer(self, data: TrainData, out_dir) -> str | None:
-        """With tokenizer_vocab: a WordPiece tokenizer trained on the titles and the training
-        queries (kept in out_dir/catalogue-tokenizer; the saved model carries its own copy)."""
+    def _build(self, data: TrainData, out_dir) -> GSIDModel:
+        """A fresh model; with tokenizer_vocab, over a WordPiece tokenizer trained on the titles
+        and the training queries (kept in out_dir/catalogue-tokenizer, or in a temporary
+        directory without out_dir; the model holds the tokenizer in memory and saves its own
+        copy)."""
         if not self.config.tokenizer_vocab:
-            return None
-        import tempfile
-
+            return GSIDModel.build(self.config)
         from gsid.text.catalogue_tokenizer import train_catalogue_tokenizer
 
-        where = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="gsid-"))
         texts = data.item_texts + data.all_queries()
-        return train_catalogue_tokenizer(
-            texts, self.config.tokenizer_vocab, where / "catalogue-tokenizer"
-        )
+        with tempfile.TemporaryDirectory(prefix="gsid-tok-") as tmp:
+            where = Path(out_dir) if out_dir is not None else Path(tmp)
+            tok = train_catalogue_tokenizer(
+                texts, self.config.tokenizer_vocab, where / "catalogue-tokenizer"
+            )
+            return GSIDModel.build(self.config, tokenizer_dir=tok)
 
     def fit(
         self,
@@ -406,7 +408,7 @@ class GSIDTrainer:
         elif init_model is not None:
             model = fine_tune_start(init_model, cfg, device)
         else:
-            model = GSIDModel.build(cfg, tokenizer_dir=self._tokenizer(data, out_dir)).to(device)
+            model = self._build(data, out_dir).to(device)
             if cfg.pretrain_batches > 0:
                 from gsid.indexer.pretrain import pretrain
 

@@ -9,6 +9,10 @@ words (brands, units, model numbers) and makes the embedding table several times
 Built with the Hugging Face `tokenizers` trainer (BERT-style lower-casing normaliser and
 pre-tokeniser), wrapped as a `PreTrainedTokenizerFast` so the rest of gsid treats it like any
 checkpoint's tokenizer. [PAD] is id 0 (T5's decoder start and padding id).
+
+Not reproducible run to run: the `tokenizers` WordPiece trainer breaks frequency ties in no
+fixed order, so two trainings on the same texts can differ in a few pieces and in their ids.
+A saved model keeps its own tokenizer, so loading it always gives the same codes.
 """
 
 from __future__ import annotations

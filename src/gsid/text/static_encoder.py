@@ -3,7 +3,7 @@
     student = StaticEncoder.distill(teacher, tokenizer, texts)   # teacher(texts) -> (N, D)
     x = student.encode(["cordless drill 18v"])                   # (B, D) unit vectors, ~0.1 ms
 
-Encoding a query with MiniLM costs 12-15 ms on a CPU core, more than the rest of a generative
+Encoding a query with MiniLM costs 7-15 ms on a CPU core, more than the rest of a generative
 search. Short queries are mostly bags of words, so a table of one vector per token of the
 teacher's own vocabulary, mean-pooled and normalised, gets close to the teacher's embedding at a
 hundredth of the cost (the model2vec / static-embedding idea). The table starts from the teacher's
