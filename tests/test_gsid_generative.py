@@ -164,6 +164,32 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
     assert (c2.search(QUERIES, k=8).ids == ids).all()
 
 
+def test_id_levels_generates_prefixes_and_lists_every_item_under_them(gr, ds, run_dir, tmp_path):
+    """id_levels=1: the beam keeps the W best first codes; the candidates are exactly the items
+    whose first code is one of them (listed whole, as k covers the catalogue)."""
+    r = GSIDGenerativeRetriever(
+        model_dir=str(run_dir / "run"), rescore="cosine", beam_width=2, id_levels=1
+    ).index(ds, show_progress=False)
+    assert r.trie_.n_levels == 1 and int(r.trie_.n_end.sum()) == len(ds.items)
+    assert r.trie_.n_nodes < gr.trie_.n_nodes
+    mem, mask = r.model_.encode_texts(QUERIES)
+    step0 = r.scorer.step(r.scorer.start(mem, mask), torch.zeros(4, 1, 0, dtype=torch.long))[0]
+    top = step0[:, 0, :-1].topk(2).indices.tolist()
+    ids = r.search(QUERIES, k=len(ds.items)).ids
+    for b, row in enumerate(ids):
+        found = {x for x in row if x is not None}
+        expect = {x for x in ds.item_ids if r.ids_.code_of(x)[0] in top[b]}
+        assert found == expect
+    r.save(tmp_path / "prefix")
+    again = load_retriever(tmp_path / "prefix")
+    assert again.id_levels == 1 and again.trie_.n_levels == 1
+    assert (again.search(QUERIES, k=8).ids == r.search(QUERIES, k=8).ids).all()
+    with pytest.raises(GsidError, match="id_levels"):
+        GSIDGenerativeRetriever(id_levels=0)
+    with pytest.raises(GsidError, match="exceeds"):
+        GSIDGenerativeRetriever(model_dir=str(run_dir / "run"), id_levels=3).index(ds, False)
+
+
 def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
     from gsid.retrieval.pq import PQVectors
 
