@@ -11,12 +11,15 @@ representations), "prior" (the same index, items of one ID ordered by the traini
 no item vectors), unless --no-concat "cosine, concat" (the concatenated representation), and
 unless --no-static the same with a static query encoder distilled from the model's own
 (query_encoder="static"): "static, cosine" (float16 item vectors), "static, cosine, <PQ>"
-(product-quantised item vectors, one row per --pq spec) and "static, prior".
+(product-quantised item vectors, one row per --pq spec), "static, prior" and, one row per
+--prefix spec L:W:D, "static, cosine, id_levels=L, beam W" (the beam runs over the first L codes
+only; every item under the W generated prefixes is a candidate, the first D re-ranked); the first
+prefix spec is also fused with BM25.
 Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense ratios.
 
     python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
         [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat] [--no-static]
-        [--pq RPQ32x8 ...]
+        [--pq RPQ32x8 ...] [--prefix 2:50:4000 ...]
 """
 
 from __future__ import annotations
@@ -49,7 +52,14 @@ def main() -> int:
     ap.add_argument(
         "--pq", nargs="+", default=["RPQ32x8"], help="PQ specs of the compressed-vector variants"
     )
+    ap.add_argument(
+        "--prefix",
+        nargs="*",
+        default=["1:10:4000", "2:50:4000"],
+        help="id_levels:beam_width:rescore_depth of the prefix-beam static variants",
+    )
     args = ap.parse_args()
+    prefix_specs = [tuple(int(x) for x in spec.split(":")) for spec in args.prefix]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     import faiss
@@ -128,10 +138,22 @@ def main() -> int:
         sp = copy.copy(sc)
         sp.rescore, sp.item_reps_ = "prior", None
         static["gsid-gr (static, prior)"] = sp
+        fused = {"gsid-gr (static, cosine)": sc}  # each also fused with BM25
+        for levels, width, depth in prefix_specs:
+            spx = copy.copy(sc)
+            spx.id_levels, spx.beam_width, spx.rescore_depth = levels, width, depth
+            spx.trie_ = spx._trie()
+            name = f"gsid-gr (static, cosine, id_levels={levels}, beam {width})"
+            static[name] = spx
+            if len(fused) == 1:
+                fused[name] = spx
         # the hybrid users ask for: RRF of the static variant and BM25 (parts already indexed)
-        hybrid = HybridRetriever([sc, BM25Retriever().index(ds, show_progress=False)], depth=100)
-        hybrid.item_ids_ = sc.item_ids_
-        more = {**dict(list(static.items())[1:]), "gsid-gr (static, cosine) + BM25 (RRF)": hybrid}
+        bm25 = BM25Retriever().index(ds, show_progress=False)
+        more = dict(list(static.items())[1:])
+        for name, part in fused.items():
+            hybrid = HybridRetriever([part, bm25], depth=100)
+            hybrid.item_ids_ = sc.item_ids_
+            more[f"{name} + BM25 (RRF)"] = hybrid
         result.methods.update(run_bench(ds, more, **bench).methods)
         result.settings["static_encoder"] = {
             "distill_s": result.methods["gsid-gr (static, cosine)"].systems.get("index_s"),
@@ -147,6 +169,7 @@ def main() -> int:
         "model_dir": _short(args.model_dir),
         "beam_width": args.beam_width,
         "rescore_depth": args.rescore_depth,
+        "prefix_specs (id_levels, beam_width, rescore_depth)": prefix_specs,
         "n_ids": int(cos.trie_.is_end.sum()),
         "largest_id_items": int(cos.trie_.n_end.max()),
         "trie_nodes": cos.trie_.n_nodes,
@@ -328,10 +351,9 @@ def ratio_markdown(result, ratios) -> str:
     for name, r in ratios.items():
         q, qp, b = r["qps_ratio"], r.get("paired_qps_ratio"), r["bytes_ratio"]
         p, pp = r["p50_ms"], r.get("paired_p50_ms")
-        q_ok = (
-            None if q is None else q >= TARGETS["qps_ratio"] and (qp or 0) >= TARGETS["qps_ratio"]
-        )
-        p_ok = None if p is None else p <= TARGETS["p50_ms"] and (pp or 1e9) <= TARGETS["p50_ms"]
+        # both timings must pass where both exist (the hybrids have no paired timing)
+        q_ok = None if q is None else min(q, qp or q) >= TARGETS["qps_ratio"]
+        p_ok = None if p is None else max(p, pp or p) <= TARGETS["p50_ms"]
         lines.append(
             f"| {name} | {fmt(q)}x | {fmt(qp)}x | {fmt(p)} | {fmt(pp)} | {fmt(b, 1)}x | "
             f"{met(q_ok)} | {met(p_ok)} | "
