@@ -85,7 +85,10 @@ def test_save_load_round_trip_and_corruption(tokenizer, teacher, tmp_path):
     student = StaticEncoder.distill(teacher, tokenizer, TEXTS, config=cfg, show_progress=False)
     student.save(tmp_path / "static")
     again = StaticEncoder.load(tmp_path / "static")
-    assert torch.equal(again.encode(TEXTS), student.encode(TEXTS))
+    assert torch.equal(again.encode(TEXTS), student.encode(TEXTS))  # rounded before saving
+    from safetensors.torch import load_file
+
+    assert load_file(tmp_path / "static" / "model.safetensors")["weights"].dtype == torch.float16
     (tmp_path / "static" / "model.safetensors").write_bytes(b"not a tensor file")
     with pytest.raises(ArtifactError, match="corrupted"):
         StaticEncoder.load(tmp_path / "static")

@@ -161,6 +161,8 @@ class StaticEncoder(nn.Module):
             opt.step()
             losses.append(loss.item())
         student.history_ = losses
+        with torch.no_grad():  # stored in float16 (see save): use the table as it will be loaded
+            student.bag.weight.copy_(student.bag.weight.half().float())
         logger.info(
             "static encoder: %d texts, cosine loss %.4f -> %.4f",
             len(texts),
@@ -205,7 +207,10 @@ class StaticEncoder(nn.Module):
 
         path = Path(path)
         with atomic_dir(path) as tmp:
-            save_file({"weights": self.bag.weight.detach().contiguous()}, tmp / "model.safetensors")
+            # float16 on disk halves the table (47 -> 23 MB for MiniLM's vocabulary); distill
+            # already rounds the weights in memory, so a loaded encoder scores the same
+            weights = self.bag.weight.detach().half().contiguous()
+            save_file({"weights": weights}, tmp / "model.safetensors")
             self.tokenizer.save_pretrained(tmp / "tokenizer")
             write_manifest(tmp, KIND, FORMAT_VERSION, max_tokens=self.max_tokens, dim=self.dim)
         return path
@@ -218,7 +223,7 @@ class StaticEncoder(nn.Module):
         path = Path(path)
         m = read_manifest(path, KIND, FORMAT_VERSION)
         try:
-            w = load_file(path / "model.safetensors")["weights"]
+            w = load_file(path / "model.safetensors")["weights"].float()
             tok = AutoTokenizer.from_pretrained(path / "tokenizer")
         except Exception as e:  # safetensors / tokenizers raise their own types
             raise ArtifactError(
