@@ -192,3 +192,28 @@ def test_token_memory_mode_trains_and_reloads(tmp_path):
     again = QueryToID.load(tmp_path / "m").generate(["drill", "hose"], trie, beam_width=4)
     assert torch.equal(res.nodes, again.nodes)
     assert torch.allclose(res.scores, again.scores, atol=1e-5)
+
+
+def test_token_memory_mode_reads_a_t5_checkpoint(tmp_path):
+    """encoder= a local T5 checkpoint (encoder-decoder): its encoder stack feeds the code
+    decoder; saved and reloaded with the model."""
+    import torch
+    from indexer_fixtures import save_tiny_t5
+
+    from gsid.retrieval.seq2seq_ids import QueryToID
+    from gsid.retrieval.trie import CodeTrie
+
+    texts = ["red cordless drill", "blue garden hose", "white ceiling paint", "steel hammer"]
+    t5 = save_tiny_t5(tmp_path / "t5", texts)
+    codes = np.array([[0, 1], [0, 0], [1, 0], [1, 1]])
+    kw = dict(memory="tokens", epochs=2, batch_size=4, d_model=32, n_heads=2, num_threads=1)
+    model = QueryToID(encoder=t5, dim_feedforward=64, **kw).fit(texts, codes, n_codes=2)
+    assert type(model._hf[1]).__name__ == "T5EncoderModel"
+    trie = CodeTrie.from_codes(codes, vocab_size=2)
+    res = model.generate(["drill", "hose"], trie, beam_width=4)
+    assert (res.nodes >= 0).all()
+    model.save(tmp_path / "m")
+    again = QueryToID.load(tmp_path / "m")
+    assert type(again._hf[1]).__name__ == "T5EncoderModel"
+    out = again.generate(["drill", "hose"], trie, beam_width=4)
+    assert torch.equal(res.nodes, out.nodes) and torch.allclose(res.scores, out.scores, atol=1e-5)

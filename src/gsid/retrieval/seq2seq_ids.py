@@ -13,8 +13,10 @@ Encoder ("memory" option):
     the ID builders read, memoised on disk by `encode_cached`) is frozen and projected into
     `n_memory` slots the decoder cross-attends to. Training touches only the decoder, so a few
     epochs over tens of thousands of pairs take minutes on 2 cores.
-  * "tokens": MiniLM token states through transformers AutoModel, fine-tuned end to end with
-    the decoder (what TIGER/DSI do; for GPUs). The fine-tuned encoder is saved with the model.
+  * "tokens": the token states of MiniLM (transformers AutoModel) or of a local T5-family
+    checkpoint's encoder stack (`encoder="path/to/t5"`, the GSID issue's other backbone),
+    fine-tuned end to end with the decoder (what TIGER/DSI do; for GPUs). The fine-tuned
+    encoder is saved with the model.
 
 Decoder input at step t is BOS + the first t codes; each (level, code) pair has its own token
 embedding (code 5 of level 0 and code 5 of level 1 mean different things), plus a level
@@ -50,6 +52,29 @@ KIND = "gsid-query-to-id"
 FORMAT_VERSION = 1
 MEMORY_MODES = ("pooled", "tokens")
 
+
+
+def _load_encoder(src: str):
+    """The text encoder of a local checkpoint: an encoder-only model (MiniLM, BERT, ...) as
+    AutoModel loads it, or the encoder stack of a T5-family encoder-decoder (T5EncoderModel
+    reads a T5ForConditionalGeneration checkpoint and drops its decoder: the code decoder here
+    does the generating, the way GSID's MiniLM backbone does)."""
+    from transformers import AutoConfig, AutoModel
+
+    config = AutoConfig.from_pretrained(src)
+    if config.model_type in T5_FAMILY:
+        import transformers
+
+        return getattr(transformers, T5_FAMILY[config.model_type]).from_pretrained(src)
+    if getattr(config, "is_encoder_decoder", False):
+        raise GsidError(
+            f"{src}: a {config.model_type!r} encoder-decoder checkpoint; memory='tokens' reads "
+            f"encoder-only models or T5-family checkpoints ({sorted(T5_FAMILY)})"
+        )
+    return AutoModel.from_pretrained(src)
+
+
+T5_FAMILY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 @dataclass
 class Seq2SeqIDConfig:
@@ -288,15 +313,12 @@ class QueryToID:
         if self._hf is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-            from transformers import AutoModel, AutoTokenizer
+            from transformers import AutoTokenizer
 
             from gsid.text.encoders import resolve_model_path
 
             src = path or resolve_model_path(self.config.encoder)
-            self._hf = (
-                AutoTokenizer.from_pretrained(src),
-                AutoModel.from_pretrained(src).to(self._device),
-            )
+            self._hf = (AutoTokenizer.from_pretrained(src), _load_encoder(src).to(self._device))
         return self._hf
 
     def input_dim(self) -> int:
