@@ -53,7 +53,6 @@ FORMAT_VERSION = 1
 MEMORY_MODES = ("pooled", "tokens")
 
 
-
 def _load_encoder(src: str):
     """The text encoder of a local checkpoint: an encoder-only model (MiniLM, BERT, ...) as
     AutoModel loads it, or the encoder stack of a T5-family encoder-decoder (T5EncoderModel
@@ -75,6 +74,7 @@ def _load_encoder(src: str):
 
 
 T5_FAMILY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
+
 
 @dataclass
 class Seq2SeqIDConfig:
