@@ -399,12 +399,12 @@ class GSIDGenerativeRetriever(Retriever):
         """The trie of the generated IDs: whole IDs, or their first `id_levels` codes (the
         code-sorted order of whole IDs is also sorted by any prefix, so item ranges still hold)."""
         L = self.ids_.n_levels
-        if self.id_levels is None or self.id_levels >= L:
-            if self.id_levels is not None and self.id_levels > L:
-                raise GsidError(
-                    f"id_levels={self.id_levels} exceeds the model's {L} code levels; pass "
-                    f"id_levels <= {L} (or None for whole IDs)"
-                )
+        if self.id_levels is not None and self.id_levels > L:
+            raise GsidError(
+                f"id_levels={self.id_levels} exceeds the model's {L} code levels; pass "
+                f"id_levels <= {L} (or None for whole IDs)"
+            )
+        if self.id_levels is None or self.id_levels == L:
             return CodeTrie.from_ids(self.ids_, dense_limit=TRIE_DENSE_LIMIT)
         codes, lengths, _ = self.ids_.sorted_codes()
         return CodeTrie.from_sorted_codes(

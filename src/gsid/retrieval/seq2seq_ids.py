@@ -51,6 +51,8 @@ logger = logging.getLogger(__name__)
 KIND = "gsid-query-to-id"
 FORMAT_VERSION = 1
 MEMORY_MODES = ("pooled", "tokens")
+# encoder-decoder checkpoints whose encoder stack "tokens" mode reads (transformers class names)
+T5_FAMILY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
 def _load_encoder(src: str):
@@ -71,9 +73,6 @@ def _load_encoder(src: str):
             f"encoder-only models or T5-family checkpoints ({sorted(T5_FAMILY)})"
         )
     return AutoModel.from_pretrained(src)
-
-
-T5_FAMILY = {"t5": "T5EncoderModel", "mt5": "MT5EncoderModel", "umt5": "UMT5EncoderModel"}
 
 
 @dataclass
