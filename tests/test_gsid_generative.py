@@ -164,6 +164,23 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
     assert (c2.search(QUERIES, k=8).ids == ids).all()
 
 
+def test_batched_cosine_matches_per_candidate_dot_products(gr, ds, run_dir, monkeypatch):
+    """_cosine scores distinct candidates against the whole batch, in chunks: small chunks
+    (many passes) give the same scores as one dot product per (query, candidate)."""
+    import gsid.indexer.generative as generative
+
+    cos = GSIDGenerativeRetriever(model_dir=str(run_dir / "run"), rescore="cosine").index(ds, False)
+    rng = np.random.default_rng(0)
+    reps = torch.randn(3, 1, cos.item_reps_.shape[1])
+    rows = rng.integers(0, len(cos.item_ids_), 40)  # repeats across and within queries
+    query = np.sort(rng.integers(0, 3, 40))
+    Q = torch.nn.functional.normalize(reps[:, 0], dim=-1).numpy()
+    expect = (cos.item_reps_[rows].astype(np.float32) * Q[query]).sum(1)
+    for chunk in (1 << 22, 64):  # one pass; a few rows per pass
+        monkeypatch.setattr(generative, "_COSINE_CHUNK", chunk)
+        np.testing.assert_allclose(cos._cosine(reps, rows, query), expect, atol=1e-5)
+
+
 def test_id_levels_generates_prefixes_and_lists_every_item_under_them(gr, ds, run_dir, tmp_path):
     """id_levels=1: the beam keeps the W best first codes; the candidates are exactly the items
     whose first code is one of them (listed whole, as k covers the catalogue)."""
