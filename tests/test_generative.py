@@ -168,6 +168,42 @@ def test_hybrid_save_load(dataset, tmp_path):
     assert (again.ids == out.ids).all()
 
 
+def test_hybrid_by_method_names(dataset, tmp_path):
+    """The CLI's form: parts by method name, options per part; it saves and loads like any."""
+    from gsid.retrieval.registry import make_retriever
+
+    gr_opts = {"levels": 2, "codebook_size": 4, "beam_width": 6, "model": SMALL_MODEL}
+    hybrid = make_retriever(
+        "hybrid",
+        {"parts": ["gr", "bm25"], "part_options": {"gr": gr_opts}, "depth": 10},
+        cache_dir=str(tmp_path / "cache"),
+        seed=3,
+    )
+    assert [type(r).__name__ for r in hybrid.retrievers] == ["GenerativeRetriever", "BM25Retriever"]
+    assert hybrid.retrievers[0].seed == 3 and hybrid.retrievers[0].beam_width == 6
+    hybrid.index(dataset)
+    parts = [r.search(["red drill", "steel bin"], k=10) for r in hybrid.retrievers]
+    out = hybrid.search(["red drill", "steel bin"], k=5)
+    expect = reciprocal_rank_fusion(parts, k=5)  # c = 10, equal weights
+    assert (out.ids == expect.ids).all()
+    hybrid.save(tmp_path / "hy")
+    again = load_retriever(tmp_path / "hy")
+    assert [type(r).__name__ for r in again.retrievers] == ["GenerativeRetriever", "BM25Retriever"]
+    assert (again.search(["red drill", "steel bin"], k=5).ids == out.ids).all()
+    assert [type(r).__name__ for r in HybridRetriever().retrievers] == [
+        "GSIDGenerativeRetriever",
+        "BM25Retriever",
+    ]  # the default parts
+    with pytest.raises(GsidError, match="not both"):
+        HybridRetriever([hybrid], parts=["bm25"])
+    with pytest.raises(GsidError, match="another hybrid"):
+        HybridRetriever(parts=["bm25", "hybrid"])
+    with pytest.raises(GsidError, match="not in parts"):
+        HybridRetriever(parts=["bm25"], part_options={"gr": {}})
+    with pytest.raises(GsidError, match="no option"):
+        HybridRetriever(parts=["bm25"], part_options={"bm25": {"beam_width": 3}})
+
+
 @pytest.mark.slow
 def test_token_memory_mode_trains_and_reloads(tmp_path):
     import torch

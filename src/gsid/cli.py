@@ -15,7 +15,7 @@ from gsid.errors import GsidError
 
 log = logging.getLogger("gsid")
 
-DEMO_METHODS = "bm25,dense,dense-ft,gsid,gsid-gr,gr"
+DEMO_METHODS = "bm25,dense,dense-ft,gsid,gsid-gr,gr,hybrid"
 # Sizes that keep `gsid demo` within a few minutes on 2 CPU cores (a few thousand items);
 # `--set` overrides any of them. `gsid bench` uses each method's own defaults.
 DEMO_OPTIONS: dict[str, dict] = {
@@ -32,6 +32,11 @@ DEMO_OPTIONS: dict[str, dict] = {
         "beam_width": 10,
     },
     "gr": {"levels": 3, "codebook_size": 16, "model": {"epochs": 6, "num_threads": 1}},
+}
+# the hybrid users ask for: the demo's gsid-gr fused with BM25 (RRF)
+DEMO_OPTIONS["hybrid"] = {
+    "parts": ["gsid-gr", "bm25"],
+    "part_options": {"gsid-gr": DEMO_OPTIONS["gsid-gr"]},
 }
 
 

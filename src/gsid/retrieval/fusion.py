@@ -28,6 +28,7 @@ from gsid.errors import GsidError
 from gsid.retrieval.base import FORMAT_VERSION, KIND, Retriever, SearchResults, load_retriever
 
 RRF_C = 10.0
+DEFAULT_PARTS = ("gsid-gr", "bm25")
 
 
 def reciprocal_rank_fusion(
@@ -70,7 +71,12 @@ def reciprocal_rank_fusion(
 
 class HybridRetriever(Retriever):
     """Several retrievers fused by RRF. `depth`: how many results each one returns for fusion.
-    Each part is saved in its own sub-directory (part0, part1, ...)."""
+    Each part is saved in its own sub-directory (part0, part1, ...).
+
+    The parts are given as retriever objects (`retrievers`), or by method name (`parts`, with
+    `part_options` keyed by name), which is how `gsid bench` / `gsid demo` build them:
+    `--methods hybrid --set 'hybrid.parts=["gsid-gr","bm25"]'`. With neither, the parts are
+    DEFAULT_PARTS: GSID generative retrieval and BM25."""
 
     name = "hybrid"
 
@@ -80,8 +86,27 @@ class HybridRetriever(Retriever):
         c: float = RRF_C,
         weights: Sequence[float] | None = None,
         depth: int = 100,
+        parts: Sequence[str] | None = None,
+        part_options: dict[str, dict[str, Any]] | None = None,
+        cache_dir: str | None = None,
+        seed: int = 0,
+        device: str | None = None,
     ) -> None:
         super().__init__()
+        if retrievers is not None and parts is not None:
+            raise GsidError("give the hybrid's parts as retrievers or as method names, not both")
+        if retrievers is None:  # by name; a loaded hybrid passes parts=[] and loads its parts
+            from gsid.retrieval.registry import make_retriever
+
+            parts = list(DEFAULT_PARTS if parts is None else parts)
+            part_options = dict(part_options or {})
+            if "hybrid" in parts:
+                raise GsidError("a hybrid cannot contain another hybrid")
+            stray = sorted(set(part_options) - set(parts))
+            if stray:
+                raise GsidError(f"part_options names {stray}, which are not in parts {parts}")
+            shared = {"cache_dir": cache_dir, "seed": seed, "device": device}
+            retrievers = [make_retriever(m, part_options.get(m), **shared) for m in parts]
         self.retrievers = list(retrievers or [])
         if weights is not None and self.retrievers and len(weights) != len(self.retrievers):
             raise GsidError(f"{len(weights)} weights for {len(self.retrievers)} retrievers")
@@ -92,7 +117,8 @@ class HybridRetriever(Retriever):
         self.depth = int(depth)
 
     def config(self) -> dict[str, Any]:
-        return {"c": self.c, "weights": self.weights, "depth": self.depth}
+        # the parts themselves are saved (and loaded) from their own sub-directories
+        return {"c": self.c, "weights": self.weights, "depth": self.depth, "parts": []}
 
     def _index(self, dataset, show_progress: bool | None) -> None:
         if not self.retrievers:

@@ -18,6 +18,7 @@ METHODS: dict[str, str] = {
     "gr": "gsid.retrieval.generative:GenerativeRetriever",
     "gsid": "gsid.indexer.retriever:GSIDRetriever",
     "gsid-gr": "gsid.indexer.generative:GSIDGenerativeRetriever",
+    "hybrid": "gsid.retrieval.fusion:HybridRetriever",  # RRF of other methods (gsid-gr + BM25)
 }
 # Options that the harness passes to every method whose constructor accepts them.
 SHARED_OPTIONS = ("cache_dir", "seed", "device")
