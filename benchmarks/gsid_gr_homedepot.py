@@ -19,7 +19,7 @@ Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense rat
 
     python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
         [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat] [--no-static]
-        [--pq RPQ32x8 ...] [--prefix 2:50:4000 ...]
+        [--pq RPQ32x8 ...] [--prefix 1:10:4000 2:100:8000]
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ def main() -> int:
     ap.add_argument(
         "--prefix",
         nargs="*",
-        default=["1:10:4000", "2:50:4000"],
+        default=["1:10:4000", "2:100:8000"],
         help="id_levels:beam_width:rescore_depth of the prefix-beam static variants",
     )
     args = ap.parse_args()

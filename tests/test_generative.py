@@ -170,6 +170,7 @@ def test_hybrid_save_load(dataset, tmp_path):
 
 def test_hybrid_by_method_names(dataset, tmp_path):
     """The CLI's form: parts by method name, options per part; it saves and loads like any."""
+    from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.registry import make_retriever
 
     gr_opts = {"levels": 2, "codebook_size": 4, "beam_width": 6, "model": SMALL_MODEL}
@@ -190,6 +191,13 @@ def test_hybrid_by_method_names(dataset, tmp_path):
     again = load_retriever(tmp_path / "hy")
     assert [type(r).__name__ for r in again.retrievers] == ["GenerativeRetriever", "BM25Retriever"]
     assert (again.search(["red drill", "steel bin"], k=5).ids == out.ids).all()
+    # config() names the parts with their options: an unfitted copy, and what reports show
+    cfg = hybrid.config()
+    assert cfg["parts"] == ["gr", "bm25"] and cfg["part_options"][0]["beam_width"] == 6
+    copy = HybridRetriever(**cfg)
+    assert [r.config() for r in copy.retrievers] == [r.config() for r in hybrid.retrievers]
+    custom = HybridRetriever([type("MyBM25", (BM25Retriever,), {})()])  # not a registered method
+    assert custom.config()["parts"] == []
     assert [type(r).__name__ for r in HybridRetriever().retrievers] == [
         "GSIDGenerativeRetriever",
         "BM25Retriever",
@@ -200,6 +208,8 @@ def test_hybrid_by_method_names(dataset, tmp_path):
         HybridRetriever(parts=["bm25", "hybrid"])
     with pytest.raises(GsidError, match="not in parts"):
         HybridRetriever(parts=["bm25"], part_options={"gr": {}})
+    with pytest.raises(GsidError, match="2 parts"):
+        HybridRetriever(parts=["bm25", "bm25"], part_options=[{}])
     with pytest.raises(GsidError, match="no option"):
         HybridRetriever(parts=["bm25"], part_options={"bm25": {"beam_width": 3}})
 

@@ -74,7 +74,8 @@ class HybridRetriever(Retriever):
     Each part is saved in its own sub-directory (part0, part1, ...).
 
     The parts are given as retriever objects (`retrievers`), or by method name (`parts`, with
-    `part_options` keyed by name), which is how `gsid bench` / `gsid demo` build them:
+    `part_options` keyed by name, or one dict per part), which is how `gsid bench` / `gsid demo`
+    build them:
     `--methods hybrid --set 'hybrid.parts=["gsid-gr","bm25"]'`. With neither, the parts are
     DEFAULT_PARTS: GSID generative retrieval and BM25."""
 
@@ -87,7 +88,7 @@ class HybridRetriever(Retriever):
         weights: Sequence[float] | None = None,
         depth: int = 100,
         parts: Sequence[str] | None = None,
-        part_options: dict[str, dict[str, Any]] | None = None,
+        part_options: dict[str, dict[str, Any]] | list[dict[str, Any]] | None = None,
         cache_dir: str | None = None,
         seed: int = 0,
         device: str | None = None,
@@ -95,18 +96,28 @@ class HybridRetriever(Retriever):
         super().__init__()
         if retrievers is not None and parts is not None:
             raise GsidError("give the hybrid's parts as retrievers or as method names, not both")
-        if retrievers is None:  # by name; a loaded hybrid passes parts=[] and loads its parts
+        if (
+            retrievers is None
+        ):  # by method name (a loading hybrid then replaces them by its saved parts)
             from gsid.retrieval.registry import make_retriever
 
             parts = list(DEFAULT_PARTS if parts is None else parts)
-            part_options = dict(part_options or {})
             if "hybrid" in parts:
                 raise GsidError("a hybrid cannot contain another hybrid")
-            stray = sorted(set(part_options) - set(parts))
-            if stray:
-                raise GsidError(f"part_options names {stray}, which are not in parts {parts}")
+            if isinstance(part_options, list | tuple):  # one dict per part (config() writes it)
+                if len(part_options) != len(parts):
+                    raise GsidError(f"{len(part_options)} part_options for {len(parts)} parts")
+                per_part = list(part_options)
+            else:  # keyed by method name (the CLI's form)
+                part_options = dict(part_options or {})
+                stray = sorted(set(part_options) - set(parts))
+                if stray:
+                    raise GsidError(f"part_options names {stray}, which are not in parts {parts}")
+                per_part = [part_options.get(m) for m in parts]
             shared = {"cache_dir": cache_dir, "seed": seed, "device": device}
-            retrievers = [make_retriever(m, part_options.get(m), **shared) for m in parts]
+            retrievers = [
+                make_retriever(m, o, **shared) for m, o in zip(parts, per_part, strict=True)
+            ]
         self.retrievers = list(retrievers or [])
         if weights is not None and self.retrievers and len(weights) != len(self.retrievers):
             raise GsidError(f"{len(weights)} weights for {len(self.retrievers)} retrievers")
@@ -117,8 +128,20 @@ class HybridRetriever(Retriever):
         self.depth = int(depth)
 
     def config(self) -> dict[str, Any]:
-        # the parts themselves are saved (and loaded) from their own sub-directories
-        return {"c": self.c, "weights": self.weights, "depth": self.depth, "parts": []}
+        """The parts by method name with their own configs, so `HybridRetriever(**config())` is
+        an unfitted copy and reports say what was fused. Parts that are not registered methods
+        cannot be named: then parts=[] and only a saved hybrid (its part directories) restores
+        them."""
+        from gsid.retrieval.registry import METHODS, method_class
+
+        named = all(r.name in METHODS and type(r) is method_class(r.name) for r in self.retrievers)
+        return {
+            "c": self.c,
+            "weights": self.weights,
+            "depth": self.depth,
+            "parts": [r.name for r in self.retrievers] if named else [],
+            "part_options": [r.config() for r in self.retrievers] if named else [],
+        }
 
     def _index(self, dataset, show_progress: bool | None) -> None:
         if not self.retrievers:

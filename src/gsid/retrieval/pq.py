@@ -155,9 +155,9 @@ class PQVectors:
         flat = lut.reshape(B, -1)  # (B, m*k): entry j*k + c is sub-quantiser j, centroid c
         idx = sub + torch.arange(self.m) * ksub  # (M, m)
         out = flat[qi[:, None], idx].sum(1)
-        if self.means is not None:  # + q . mean of the candidate's group
+        if self.means is not None:  # + q . mean of the candidate's group: one (B, G) table
             g = torch.from_numpy(self.group[np.asarray(rows)].astype(np.int64))
-            out += (q[qi] * torch.from_numpy(self.means)[g]).sum(1)
+            out += (q @ torch.from_numpy(self.means).T)[qi, g]
         return out.numpy()
 
     def nbytes(self) -> int:
