@@ -181,6 +181,60 @@ def test_batched_cosine_matches_per_candidate_dot_products(gr, ds, run_dir, monk
         np.testing.assert_allclose(cos._cosine(reps, rows, query), expect, atol=1e-5)
 
 
+def test_range_cosine_matches_per_candidate_dot_products():
+    """_range_cosine: beams of several queries share ranges, some cut short by the depth limit,
+    some empty; the scores come back in beam order, equal to one dot product per candidate."""
+    from gsid.indexer.generative import _range_cosine
+    from gsid.retrieval.generative import expand_ids
+    from gsid.retrieval.trie import CodeTrie
+
+    rng = np.random.default_rng(1)
+    items = torch.randn(30, 8).half()
+    Q = torch.randn(3, 8)
+    lo = np.array([0, 10, 4, 10, 0, 20, 0, 0, 25])  # 3 queries x 3 beams
+    cnt = np.array([4, 6, 3, 2, 4, 5, 0, 4, 5])  # range 10 cut to 2 for query 1
+    rows = np.concatenate([np.arange(a, a + c) for a, c in zip(lo, cnt, strict=True)])
+    query = np.repeat(np.arange(9) // 3, cnt)
+    expect = (items[rows].float() * Q[query]).sum(1)
+    torch.testing.assert_close(_range_cosine(items, Q, lo, cnt, 3), expect)
+    # the same layout as expand_ids with a per-query budget
+    codes = rng.integers(0, 3, (30, 2))
+    trie = CodeTrie.from_codes(codes, np.full(30, 2), 3)
+    nodes = torch.tensor([[trie.walk(list(c)) for c in codes[[0, 5, 9]]]] * 2)
+    r_rows, _, r_query, per_q = expand_ids(trie, None, nodes, torch.zeros(2, 3), 30, 5)
+    assert (per_q <= 5).all()
+    from gsid.retrieval.generative import beam_ranges
+
+    b_lo, b_cnt = beam_ranges(trie, nodes, 30, 5)
+    assert b_cnt.sum() == len(r_rows)
+    expect = (items[r_rows].float() * Q[r_query]).sum(1)
+    torch.testing.assert_close(_range_cosine(items, Q[:2], b_lo, b_cnt, 3), expect)
+
+
+def test_cosine_strategies_agree_and_top_per_query_ranks(gr, ds, run_dir, monkeypatch):
+    """Forcing either cosine strategy gives the same search results (prefix beams: big ranges;
+    whole IDs: small ones), and _top_per_query keeps each query's best k, best first."""
+    import gsid.indexer.generative as generative
+    from gsid.indexer.generative import _top_per_query
+
+    base = dict(model_dir=str(run_dir / "run"), rescore="cosine", rescore_depth=7)
+    for extra in ({}, {"id_levels": 1, "beam_width": 2}):
+        r = GSIDGenerativeRetriever(**base, **extra).index(ds, show_progress=False)
+        found = []
+        for union, ranges in (((0, 0, 0), (1e9,) * 3), ((1e9,) * 3, (0, 0, 0))):
+            monkeypatch.setattr(generative, "_UNION_COST", union)
+            monkeypatch.setattr(generative, "_RANGE_COST", ranges)
+            found.append(r.search(QUERIES, k=5))
+        assert (found[0].ids == found[1].ids).all()
+        np.testing.assert_allclose(found[0].scores, found[1].scores, atol=1e-5)
+    rows = np.array([5, 6, 7, 8, 9, 1])
+    scores = np.array([0.1, 0.9, 0.5, 0.3, 0.2, 0.4])
+    query, per_q = np.array([0, 0, 0, 0, 2, 2]), np.array([4, 0, 2])
+    r_rows, r_scores, r_query, rank = _top_per_query(rows, scores, query, per_q, 2)
+    assert r_rows.tolist() == [6, 7, 1, 9] and r_query.tolist() == [0, 0, 2, 2]
+    assert rank.tolist() == [0, 1, 0, 1] and r_scores.tolist() == [0.9, 0.5, 0.4, 0.2]
+
+
 def test_id_levels_generates_prefixes_and_lists_every_item_under_them(gr, ds, run_dir, tmp_path):
     """id_levels=1: the beam keeps the W best first codes; the candidates are exactly the items
     whose first code is one of them (listed whole, as k covers the catalogue)."""

@@ -361,26 +361,40 @@ def prior_order(
     return item_sorted[perm]
 
 
+def beam_ranges(
+    trie: CodeTrie, nodes: torch.Tensor, limit: int, per_query: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Generated IDs (B, R) trie nodes (-1 = none) -> the sorted-position range [lo, lo + cnt)
+    of each beam's items, both (B * R,): at most `limit` items per ID and, with `per_query`, at
+    most that many per query in beam order (the last beam that fits is cut short)."""
+    B, R = nodes.shape
+    nodes_f = nodes.reshape(-1)
+    alive = nodes_f >= 0
+    safe = nodes_f.clamp(min=0)
+    lo = torch.where(alive, trie.lo[safe], 0).numpy()
+    cnt = np.minimum(torch.where(alive, trie.n_end[safe], 0).numpy(), limit)
+    if per_query is not None:
+        before = (np.cumsum(cnt.reshape(B, R), axis=1) - cnt.reshape(B, R)).reshape(-1)
+        cnt = np.clip(per_query - before, 0, cnt)
+    return lo, cnt
+
+
 def expand_ids(
     trie: CodeTrie,
     ranked: np.ndarray | None,
     nodes: torch.Tensor,
     scores: torch.Tensor,
     limit: int,
+    per_query: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Generated IDs (B, R) trie nodes (-1 = none) and their scores -> the items whose whole ID
-    is each node (at most `limit` per ID, in `ranked` order; None: items are stored in trie
-    order and the sorted position is the row), flat and in beam order:
-    item_rows (M,), item_scores (M,) (the ID's score), query (M,) (the query row, nondecreasing)
-    and per_q (B,) (candidates per query). Vectorised: the exact-ID ranges [lo, lo + n_end) of
-    all beams are expanded with one repeat."""
+    is each node (at most `limit` per ID and `per_query` per query, see beam_ranges; in `ranked`
+    order; None: items are stored in trie order and the sorted position is the row), flat and in
+    beam order: item_rows (M,), item_scores (M,) (the ID's score), query (M,) (the query row,
+    nondecreasing) and per_q (B,) (candidates per query). Vectorised: the ranges of all beams
+    are expanded with one repeat."""
     B, R = nodes.shape
-    nodes_f = nodes.reshape(-1)
-    alive = nodes_f >= 0
-    safe = nodes_f.clamp(min=0)
-    lo = torch.where(alive, trie.lo[safe], 0).numpy()
-    cnt = torch.where(alive, trie.n_end[safe], 0).numpy()
-    cnt = np.minimum(cnt, limit)
+    lo, cnt = beam_ranges(trie, nodes, limit, per_query)
     total = int(cnt.sum())
     beam_of = np.repeat(np.arange(B * R), cnt)
     offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
