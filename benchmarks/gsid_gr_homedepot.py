@@ -12,14 +12,15 @@ no item vectors), unless --no-concat "cosine, concat" (the concatenated represen
 unless --no-static the same with a static query encoder distilled from the model's own
 (query_encoder="static"): "static, cosine" (float16 item vectors), "static, cosine, <PQ>"
 (product-quantised item vectors, one row per --pq spec), "static, prior" and, one row per
---prefix spec L:W:D, "static, cosine, id_levels=L, beam W" (the beam runs over the first L codes
-only; every item under the W generated prefixes is a candidate, the first D re-ranked); the first
+--prefix spec L:W:D[:M], "static, cosine, id_levels=L, beam W[, mass M]" (the beam runs over the
+first L codes only; every item under the W generated prefixes is a candidate, the first D
+re-ranked; with M, beams are kept only until they hold probability mass M, see beam_mass); every
 prefix spec is also fused with BM25.
 Writes benchmarks/results/<stem>.{json,md}; the md ends with gsid-gr / dense ratios.
 
     python benchmarks/gsid_gr_homedepot.py [--model-dir runs/gsid_homedepot_aligned2/model]  (written by gsid_homedepot.py --run-dir runs/gsid_homedepot_aligned2)
         [--beam-width 20] [--rescore-depth 1000] [--max-queries N] [--no-concat] [--no-static]
-        [--pq RPQ32x8 ...] [--prefix 1:10:4000 2:100:8000]
+        [--pq RPQ32x8 ...] [--prefix 1:10:4000 2:100:8000 1:64:60000:0.75 1:128:60000:0.7]
 """
 
 from __future__ import annotations
@@ -55,11 +56,11 @@ def main() -> int:
     ap.add_argument(
         "--prefix",
         nargs="*",
-        default=["1:10:4000", "2:100:8000"],
-        help="id_levels:beam_width:rescore_depth of the prefix-beam static variants",
+        default=["1:10:4000", "2:100:8000", "1:64:60000:0.75", "1:128:60000:0.7"],
+        help="id_levels:beam_width:rescore_depth[:beam_mass] of the prefix-beam static variants",
     )
     args = ap.parse_args()
-    prefix_specs = [tuple(int(x) for x in spec.split(":")) for spec in args.prefix]
+    prefix_specs = [parse_prefix(spec) for spec in args.prefix]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     import faiss
@@ -139,14 +140,15 @@ def main() -> int:
         sp.rescore, sp.item_reps_ = "prior", None
         static["gsid-gr (static, prior)"] = sp
         fused = {"gsid-gr (static, cosine)": sc}  # each also fused with BM25
-        for levels, width, depth in prefix_specs:
+        for levels, width, depth, mass in prefix_specs:
             spx = copy.copy(sc)
             spx.id_levels, spx.beam_width, spx.rescore_depth = levels, width, depth
+            spx.beam_mass = mass
             spx.trie_ = spx._trie()
-            name = f"gsid-gr (static, cosine, id_levels={levels}, beam {width})"
+            beam = f"beam {width}" if mass is None else f"beam <= {width}, mass {mass:g}"
+            name = f"gsid-gr (static, cosine, id_levels={levels}, {beam})"
             static[name] = spx
-            if len(fused) == 1:
-                fused[name] = spx
+            fused[name] = spx
         # the hybrid users ask for: RRF of the static variant and BM25 (parts already indexed)
         bm25 = BM25Retriever().index(ds, show_progress=False)
         more = dict(list(static.items())[1:])
@@ -169,7 +171,7 @@ def main() -> int:
         "model_dir": _short(args.model_dir),
         "beam_width": args.beam_width,
         "rescore_depth": args.rescore_depth,
-        "prefix_specs (id_levels, beam_width, rescore_depth)": prefix_specs,
+        "prefix_specs (id_levels, beam_width, rescore_depth, beam_mass)": prefix_specs,
         "n_ids": int(cos.trie_.is_end.sum()),
         "largest_id_items": int(cos.trie_.n_end.max()),
         "trie_nodes": cos.trie_.n_nodes,
@@ -196,6 +198,15 @@ def main() -> int:
     print(format_table(result))
     print(ratio_markdown(result, ratios))
     return 0
+
+
+def parse_prefix(spec: str) -> tuple[int, int, int, float | None]:
+    """'L:W:D' or 'L:W:D:M' -> (id_levels, beam_width, rescore_depth, beam_mass or None)."""
+    parts = spec.split(":")
+    if len(parts) not in (3, 4):
+        raise SystemExit(f"--prefix {spec!r}: expected L:W:D or L:W:D:M")
+    mass = float(parts[3]) if len(parts) == 4 else None
+    return int(parts[0]), int(parts[1]), int(parts[2]), mass
 
 
 def breakdown(retrievers: dict, queries: list[str], n_single: int = 200, n_batches: int = 10):
@@ -358,6 +369,23 @@ def ratio_markdown(result, ratios) -> str:
             f"| {name} | {fmt(q)}x | {fmt(qp)}x | {fmt(p)} | {fmt(pp)} | {fmt(b, 1)}x | "
             f"{met(q_ok)} | {met(p_ok)} | "
             f"{met(None if b is None else b >= TARGETS['bytes_ratio'])} |"
+        )
+    bm = result.methods["bm25"].metrics
+    lines += [
+        "",
+        "### Quality targets (issue #5): at least BM25's R@100, above BM25 on tail R@100",
+        "",
+        "| method | R@100 | BM25 R@100 | tail R@100 | BM25 tail R@100 | R@100 target | "
+        "tail target |",
+        "|:---|---:|---:|---:|---:|:---:|:---:|",
+    ]
+    for name in ratios:
+        m = result.methods[name].metrics
+        r, t = m["overall"]["R@100"], m["tail"]["R@100"]
+        lines.append(
+            f"| {name} | {100 * r:.2f} | {100 * bm['overall']['R@100']:.2f} | {100 * t:.2f} | "
+            f"{100 * bm['tail']['R@100']:.2f} | {met(r >= bm['overall']['R@100'])} | "
+            f"{met(t > bm['tail']['R@100'])} |"
         )
     lines += [
         "",

@@ -235,6 +235,38 @@ def test_cosine_strategies_agree_and_top_per_query_ranks(gr, ds, run_dir, monkey
     assert rank.tolist() == [0, 1, 0, 1] and r_scores.tolist() == [0.9, 0.5, 0.4, 0.2]
 
 
+def test_beam_mass_keeps_ids_until_their_probability_mass(gr, ds, run_dir, tmp_path):
+    """mass_cut drops a beam once the beams before it hold the mass (each query keeps one);
+    beam_mass in the retriever lists only the kept IDs' items, survives save/load, and bad
+    values are refused."""
+    from gsid.indexer.generative import mass_cut
+
+    nodes = torch.tensor([[5, 6, 7, 8], [1, 2, 3, -1]])
+    logp = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.9, 0.05, 0.05, 0.0]]).log()
+    assert mass_cut(nodes, logp, 0.7).tolist() == [[5, 6, -1, -1], [1, -1, -1, -1]]
+    assert mass_cut(nodes, logp, 1.0).tolist() == nodes.tolist()
+    base = dict(model_dir=str(run_dir / "run"), rescore="cosine", id_levels=1, beam_width=3)
+    full = GSIDGenerativeRetriever(**base).index(ds, show_progress=False)
+    cut = GSIDGenerativeRetriever(**base, beam_mass=1e-6).index(ds, show_progress=False)
+    mem, mask = full.model_.encode_texts(QUERIES)
+    step0 = full.scorer.step(full.scorer.start(mem, mask), torch.zeros(4, 1, 0, dtype=torch.long))
+    best = step0[0][:, 0, :-1].argmax(1).tolist()
+    ids = cut.search(QUERIES, k=len(ds.items)).ids
+    for b, row in enumerate(ids):  # a tiny mass keeps the best first code alone
+        assert {x for x in row if x is not None} == {
+            x for x in ds.item_ids if cut.ids_.code_of(x)[0] == best[b]
+        }
+    wide = full.search(QUERIES, k=len(ds.items)).ids
+    assert (ids != None).sum() <= (wide != None).sum()  # noqa: E711 (elementwise)
+    cut.save(tmp_path / "mass")
+    again = load_retriever(tmp_path / "mass")
+    assert again.beam_mass == 1e-6
+    assert (again.search(QUERIES, k=8).ids == cut.search(QUERIES, k=8).ids).all()
+    for bad in (0, 1.5, "0.5"):
+        with pytest.raises(GsidError, match="beam_mass"):
+            GSIDGenerativeRetriever(beam_mass=bad)
+
+
 def test_id_levels_generates_prefixes_and_lists_every_item_under_them(gr, ds, run_dir, tmp_path):
     """id_levels=1: the beam keeps the W best first codes; the candidates are exactly the items
     whose first code is one of them (listed whole, as k covers the catalogue)."""
