@@ -17,6 +17,8 @@ from gsid.text.finetune import (
     FineTunedEncoder,
     batches_without_duplicates,
     finetune_encoder,
+    grouped_order,
+    known_positives,
     training_examples,
 )
 
@@ -86,6 +88,43 @@ def test_batches_hold_no_duplicates():
         assert len({t[i] for i in b}) == len(b) and len({ids[i] for i in b}) == len(b)
     again = list(batches_without_duplicates(q, t, ids, 3, random.Random(0)))
     assert again == batches  # seeded
+
+
+def test_grouped_batches_draw_runs_of_one_group():
+    """grouped_order cuts each group into runs and shuffles the runs: every pair once, each run
+    from one group, seeded; batches over it keep the no-duplicate rule."""
+    groups = np.array([0, 0, 0, 1, 1, 1, 2, 2, 2, 2])
+    order = grouped_order(groups, 4, random.Random(0))  # every group fits one run
+    assert sorted(order) == list(range(10))
+    for g in range(3):  # so each group's pairs are adjacent
+        at = [n for n, i in enumerate(order) if groups[i] == g]
+        assert at == list(range(at[0], at[0] + len(at)))
+    assert grouped_order(groups, 4, random.Random(0)) == order
+    small = grouped_order(groups, 1, random.Random(0))  # runs of one: a plain shuffle
+    assert sorted(small) == list(range(10))
+    q = [f"q{i}" for i in range(10)]
+    t = [f"t{i}" for i in range(10)]
+    batches = list(batches_without_duplicates(q, t, t, 4, random.Random(0), groups, 2))
+    seen = [i for b in batches for i in b]
+    assert len(seen) == len(set(seen)) and all(2 <= len(b) <= 4 for b in batches)
+
+
+def test_known_positives_mask_other_relevant_items():
+    queries = ["lawn mower", "Lawn Mower ", "drill"]
+    ids = ["mower", "hose", "drill"]
+    relevant = {"lawn mower": {"mower", "hose"}, "drill": {"drill"}}
+    mask = known_positives([0, 1, 2], queries, ids, relevant)
+    assert mask.tolist() == [[False, True, False], [True, False, False], [False] * 3]
+
+
+def test_grouped_negatives_fine_tune(ds, tmp_path):
+    """group_negatives clusters the items (faiss k-means), draws batches from the cells and
+    masks known positives; it trains, and its options are checked."""
+    cfg = FineTuneConfig(**TINY, group_negatives=2, group_cells=3)
+    out = finetune_encoder(ds, tmp_path / "grouped", cfg, show_progress=False)
+    assert out.info["steps"] >= 2 and out.info["config"]["group_negatives"] == 2
+    with pytest.raises(GsidError, match="group_negatives"):
+        FineTuneConfig(group_negatives=-1)
 
 
 def test_training_examples_use_train_split_only(ds):

@@ -48,6 +48,7 @@ def align_encoder(
     work_dir: str | os.PathLike,
     split: str = "train",
     show_progress: bool | None = None,
+    cache_dir: str | None = None,
 ) -> str:
     """Fine-tune the model's encoder in place on `split`'s pairs; returns the sentence-transformers
     directory of the aligned encoder (used to read its pooled outputs through the shared cache)."""
@@ -78,6 +79,7 @@ def align_encoder(
         base_ref,
         split=split,
         show_progress=show_progress,
+        cache_dir=cache_dir,  # grouped batches embed the items with the starting encoder
     )
     aligned = AutoModel.from_pretrained(ft.item_model, add_pooling_layer=False)
     model.backbone.load_state_dict(aligned.state_dict())

@@ -334,7 +334,9 @@ class GSIDTrainer:
         else:
             work = Path(out_dir)
         if dd.rank() == 0:
-            source = align_encoder(model, dataset, self.config, work, split, show_progress)
+            source = align_encoder(
+                model, dataset, self.config, work, split, show_progress, self.cache_dir
+            )
         dd.barrier()
         if dd.rank() != 0:
             from transformers import AutoModel

@@ -10,6 +10,13 @@ which gsid does not depend on, so a small torch loop drives the model and the lo
 (AdamW, linear warm-up then decay, fixed epochs, seeded). Batches never hold the same item (or the
 same item text) or the same query twice: a duplicate would be a false in-batch negative.
 
+Grouped batches (`group_negatives`, GSID's prefix-grouped hard negatives applied to the encoder):
+the training items are clustered into `group_cells` k-means cells of the base encoder's
+embeddings (faiss), standing in for GSID's first codes, and each batch is drawn from
+`group_negatives` cells, so its negatives share a topic with the positive. Since items of one
+cell are often relevant to the same query, each query's other known relevant items (from the
+training pairs) are masked out of its softmax row.
+
 Towers (`towers`):
     "shared"        one encoder reads queries and items (the usual two-tower setup);
     "separate"      two copies of the base encoder, trained jointly;
@@ -73,6 +80,9 @@ class FineTuneConfig:
         on CPU, and words that no training query uses keep their pretrained vectors).
     train_layers: train only the top N transformer layers (None = all); lower layers stay fixed.
     with_description: item text = title + description.
+    group_negatives: draw each batch from this many k-means cells of the items (0 = random
+        batches; see the module docstring); the query's other relevant items are then masked.
+    group_cells: the number of k-means cells for group_negatives.
     seed: seeds pair sampling, batching and torch. device: None = cuda when available.
     """
 
@@ -90,6 +100,8 @@ class FineTuneConfig:
     freeze_embeddings: bool = True
     train_layers: int | None = None
     with_description: bool = False
+    group_negatives: int = 0
+    group_cells: int = 128
     seed: int = 0
     device: str | None = None
 
@@ -115,6 +127,16 @@ class FineTuneConfig:
             )
         if self.train_layers is not None and self.train_layers < 0:
             raise GsidError(f"train_layers must be None or >= 0, got {self.train_layers}")
+        if self.group_negatives < 0 or self.group_cells < 1:
+            raise GsidError(
+                f"group_negatives must be >= 0 and group_cells >= 1, got "
+                f"group_negatives={self.group_negatives}, group_cells={self.group_cells}"
+            )
+        if self.group_negatives and self.towers == "frozen-items" and self.catalogue_negatives:
+            raise GsidError(
+                "group_negatives shapes in-batch negatives; with catalogue_negatives every item "
+                "is a negative already: use one of the two"
+            )
         if self.max_seq_length < 4:
             raise GsidError(f"max_seq_length must be >= 4, got {self.max_seq_length}")
 
@@ -186,20 +208,42 @@ def training_examples(
     return pairs["query"].tolist(), [text_of[i] for i in items], items
 
 
+def grouped_order(groups: np.ndarray, run: int, rng: random.Random) -> list[int]:
+    """Pair indices in runs of `run` pairs of one group (each group shuffled, then cut into
+    runs), the runs shuffled: consecutive batches of n * run pairs then span about n groups."""
+    members: dict[int, list[int]] = {}
+    for i, g in enumerate(groups.tolist()):
+        members.setdefault(g, []).append(i)
+    runs = []
+    for g in sorted(members):
+        idx = members[g]
+        rng.shuffle(idx)
+        runs += [idx[s : s + run] for s in range(0, len(idx), run)]
+    rng.shuffle(runs)
+    return [i for r in runs for i in r]
+
+
 def batches_without_duplicates(
     queries: list[str],
     item_texts: list[str],
     item_ids: list[str],
     batch_size: int,
     rng: random.Random,
+    groups: np.ndarray | None = None,
+    groups_per_batch: int = 0,
 ) -> Iterator[list[int]]:
     """Shuffled batches of pair indices in which no item id, item text or query repeats.
 
     A pair that would repeat one waits for a later batch (as sentence-transformers'
-    NoDuplicatesDataLoader does); a last batch of fewer than 2 pairs is dropped.
+    NoDuplicatesDataLoader does); a last batch of fewer than 2 pairs is dropped. With `groups`
+    (one group id per pair), the batches are cut from grouped_order: about `groups_per_batch`
+    groups each.
     """
-    order = list(range(len(queries)))
-    rng.shuffle(order)
+    if groups is not None and groups_per_batch > 0:
+        order = grouped_order(groups, max(1, batch_size // groups_per_batch), rng)
+    else:
+        order = list(range(len(queries)))
+        rng.shuffle(order)
     while order:
         batch, seen, rest = [], set(), []
         for n, i in enumerate(order):
@@ -219,14 +263,60 @@ def batches_without_duplicates(
 
 
 def count_batches(
-    queries: list[str], item_texts: list[str], item_ids: list[str], batch_size: int, seed: int
+    queries: list[str],
+    item_texts: list[str],
+    item_ids: list[str],
+    batch_size: int,
+    seed: int,
+    groups: np.ndarray | None = None,
+    groups_per_batch: int = 0,
 ) -> int:
     return sum(
         1
         for _ in batches_without_duplicates(
-            queries, item_texts, item_ids, batch_size, random.Random(seed)
+            queries, item_texts, item_ids, batch_size, random.Random(seed), groups, groups_per_batch
         )
     )
+
+
+def known_positives(
+    batch: list[int], queries: list[str], ids: list[str], relevant: dict[str, set[str]]
+) -> np.ndarray:
+    """(B, B) bool: True where the item of pair b is another known relevant item of the query of
+    pair a (a != b), i.e. a false negative to mask out of row a of the in-batch softmax."""
+    rel = [relevant[normalize_text(queries[i])] for i in batch]
+    return np.array(
+        [[a != b and ids[j] in rel[a] for b, j in enumerate(batch)] for a in range(len(batch))],
+        dtype=bool,
+    ).reshape(len(batch), len(batch))
+
+
+def item_cells(
+    texts: list[str],
+    base_model: str,
+    cells: int,
+    seed: int,
+    device: str,
+    cache_dir: str | os.PathLike | None,
+    show_progress: bool | None,
+) -> np.ndarray:
+    """k-means cell (faiss) of each text's base-encoder embedding: the groups of grouped
+    batches. Distinct texts are encoded once (memoised in cache_dir)."""
+    import faiss
+
+    from gsid.text.encoders import SentenceEncoder
+
+    distinct = sorted(set(texts))
+    emb = SentenceEncoder(base_model, device=device).encode_cached(
+        distinct, cache_dir, show_progress
+    )
+    emb = np.ascontiguousarray(emb, np.float32)
+    k = min(cells, len(distinct))
+    km = faiss.Kmeans(emb.shape[1], k, niter=20, seed=seed, spherical=True)
+    km.train(emb)
+    cell = km.index.search(emb, 1)[1][:, 0]
+    row = {t: n for n, t in enumerate(distinct)}
+    return cell[[row[t] for t in texts]].astype(np.int64)
 
 
 # ---------------------------------------------------------------------- training
@@ -320,6 +410,16 @@ def finetune_encoder(
             for q, r in zip(queries, item_rows, strict=True):
                 rows_of_query.setdefault(normalize_text(q), []).append(int(r))
 
+    groups = None
+    if config.group_negatives:
+        groups = item_cells(
+            texts, base_model, config.group_cells, config.seed, device, cache_dir, show_progress
+        )
+        # a query's other relevant items are no negatives in its row of the in-batch softmax
+        relevant: dict[str, set[str]] = {}
+        for q, i in zip(queries, ids, strict=True):
+            relevant.setdefault(normalize_text(q), set()).add(i)
+
     q_model = _load_model(base_model, device, config.max_seq_length)
     i_model = (
         q_model
@@ -349,7 +449,9 @@ def finetune_encoder(
         lr=config.lr,
         foreach=True,  # one fused update over all tensors: much faster than the per-tensor loop on CPU
     )
-    steps_per_epoch = count_batches(queries, texts, ids, config.batch_size, config.seed)
+    steps_per_epoch = count_batches(
+        queries, texts, ids, config.batch_size, config.seed, groups, config.group_negatives
+    )
     total = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(config.warmup_ratio * total), total
@@ -367,7 +469,9 @@ def finetune_encoder(
         total=total, desc="fine-tune", disable=not progress_enabled(show_progress), leave=False
     )
     for _epoch in range(config.epochs):
-        for batch in batches_without_duplicates(queries, texts, ids, config.batch_size, rng):
+        for batch in batches_without_duplicates(
+            queries, texts, ids, config.batch_size, rng, groups, config.group_negatives
+        ):
             qf = batch_to_device(q_model.preprocess([queries[i] for i in batch]), device)
             q_emb = q_model(qf)["sentence_embedding"]  # (B, H)
             if frozen_items:
@@ -382,6 +486,16 @@ def finetune_encoder(
                     mask[b, rows_of_query[normalize_text(queries[i])]] = True
                     mask[b, int(item_rows[i])] = False
                 target = torch.as_tensor(item_rows[batch], device=device)
+                loss = torch.nn.functional.cross_entropy(
+                    logits.masked_fill(mask, -torch.inf), target
+                )
+            elif groups is not None:
+                mask = torch.from_numpy(known_positives(batch, queries, ids, relevant)).to(device)
+                logits = config.scale * (
+                    torch.nn.functional.normalize(q_emb, dim=-1)
+                    @ torch.nn.functional.normalize(d_emb, dim=-1).T
+                )
+                target = torch.arange(len(batch), device=device)
                 loss = torch.nn.functional.cross_entropy(
                     logits.masked_fill(mask, -torch.inf), target
                 )
