@@ -23,13 +23,16 @@ DEMO_OPTIONS: dict[str, dict] = {
     "gsid": {"config": {"n_levels": 3, "codebook_size": 32}},
     # the online configuration: queries through the distilled static encoder (~0.4 ms each),
     # a beam over first codes whose items are all re-ranked (id_levels=1: on the demo data and
-    # on Home Depot dev, higher recall and faster than beams over whole IDs)
+    # on Home Depot dev, higher recall and faster than beams over whole IDs), the first codes
+    # kept until they hold 75% of the probability (the best Home Depot GR-alone row)
     "gsid-gr": {
         "config": {"n_levels": 3, "codebook_size": 32},
         "rescore": "cosine",
         "query_encoder": "static",
         "id_levels": 1,
-        "beam_width": 10,
+        "beam_width": 64,
+        "beam_mass": 0.75,
+        "rescore_depth": 60000,
     },
     "gr": {"levels": 3, "codebook_size": 16, "model": {"epochs": 6, "num_threads": 1}},
 }
