@@ -51,6 +51,7 @@ from gsid.retrieval.generative import (
     RESCORE,
     beam_ranges,
     expand_ids,
+    expand_ranges,
     log_prior,
     prior_order,
 )
@@ -323,8 +324,10 @@ class GSIDGenerativeRetriever(Retriever):
         ):
             if not isinstance(value, int | np.integer) or value < low:
                 raise GsidError(f"{arg} must be an integer >= {low}, got {value!r}")
-        if beam_mass is not None and not (
-            isinstance(beam_mass, float | int) and 0 < float(beam_mass) <= 1
+        if beam_mass is not None and (
+            isinstance(beam_mass, bool)
+            or not isinstance(beam_mass, float | int)
+            or not 0 < beam_mass <= 1
         ):
             raise GsidError(f"beam_mass must be None or a number in (0, 1], got {beam_mass!r}")
         self.model_dir = None if model_dir is None else str(model_dir)
@@ -487,13 +490,13 @@ class GSIDGenerativeRetriever(Retriever):
             nodes = mass_cut(nodes, res.log_probs, self.beam_mass)
         if self.rescore == "cosine":
             depth = self.rescore_depth  # the first `depth` candidates of each query, in beam order
-            rows, _, query, per_q = expand_ids(self.trie_, None, nodes, res.scores, depth, depth)
+            lo, cnt = beam_ranges(self.trie_, nodes, depth, depth)
+            rows, query, per_q = expand_ranges(lo, cnt, nodes.shape[1])  # items in trie order
             if self.representation == "first" and first:
                 reps = first[0][:, None]  # (B, 1, H)
             else:  # the greedy path, as the items were encoded
                 n = 1 if self.representation == "first" else model.config.n_levels
                 reps = greedy_states(scorer, state, B, n)  # (B, n, H)
-            lo, cnt = beam_ranges(self.trie_, nodes, depth, depth)
             scores = self._cosine(reps, rows, query, (lo, cnt, nodes.shape[1]))
             rows, scores, query, rank = _top_per_query(rows, scores, query, per_q, k)
         else:
@@ -653,7 +656,8 @@ def _range_cosine(
     range is widened once and multiplied by the queries of the beams that generated it. With
     big ranges (prefix beams: hundreds of items per first code) this costs the candidates
     alone, where the union product costs the batch times every distinct row, which is most of
-    the catalogue: 3-4x faster on Home Depot at id_levels=1."""
+    the catalogue: about 3x faster on Home Depot at id_levels=1 (beam 10: 108 -> 40 ms per
+    batch of 64)."""
     beams = np.flatnonzero(cnt > 0)
     beams = beams[np.lexsort((cnt[beams], lo[beams]))]  # by range start, then length
     first = np.flatnonzero(np.r_[True, lo[beams][1:] != lo[beams][:-1]])

@@ -393,14 +393,22 @@ def expand_ids(
     beam order: item_rows (M,), item_scores (M,) (the ID's score), query (M,) (the query row,
     nondecreasing) and per_q (B,) (candidates per query). Vectorised: the ranges of all beams
     are expanded with one repeat."""
-    B, R = nodes.shape
     lo, cnt = beam_ranges(trie, nodes, limit, per_query)
+    pos, query, per_q = expand_ranges(lo, cnt, nodes.shape[1])
+    item_rows = pos if ranked is None else ranked[pos]
+    beam_of = np.repeat(np.arange(len(cnt)), cnt)
+    item_scores = scores.reshape(-1).numpy()[beam_of]
+    return item_rows, item_scores, query, per_q
+
+
+def expand_ranges(
+    lo: np.ndarray, cnt: np.ndarray, R: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The beam ranges of beam_ranges, expanded with one repeat: every candidate's sorted
+    position (M,), its query (M,) (nondecreasing) and the candidates per query (B,)."""
     total = int(cnt.sum())
-    beam_of = np.repeat(np.arange(B * R), cnt)
+    beam_of = np.repeat(np.arange(len(cnt)), cnt)
     offs = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
     pos = np.repeat(lo, cnt) + offs
-    item_rows = pos if ranked is None else ranked[pos]
-    item_scores = scores.reshape(-1).numpy()[beam_of]
     query = beam_of // R
-    per_q = np.bincount(query, minlength=B)
-    return item_rows, item_scores, query, per_q
+    return pos, query, np.bincount(query, minlength=len(cnt) // R)
