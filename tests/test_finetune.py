@@ -123,8 +123,12 @@ def test_grouped_negatives_fine_tune(ds, tmp_path):
     cfg = FineTuneConfig(**TINY, group_negatives=2, group_cells=3)
     out = finetune_encoder(ds, tmp_path / "grouped", cfg, show_progress=False)
     assert out.info["steps"] >= 2 and out.info["config"]["group_negatives"] == 2
+    sym = FineTuneConfig(**{**TINY, "max_pairs": 4}, group_negatives=2, symmetric=True)
+    assert finetune_encoder(ds, tmp_path / "sym", sym, show_progress=False).info["steps"] >= 1
     with pytest.raises(GsidError, match="group_negatives"):
         FineTuneConfig(group_negatives=-1)
+    with pytest.raises(GsidError, match="catalogue_negatives"):
+        FineTuneConfig(group_negatives=2, towers="frozen-items", catalogue_negatives=True)
 
 
 def test_training_examples_use_train_split_only(ds):

@@ -132,7 +132,7 @@ class FineTuneConfig:
                 f"group_negatives must be >= 0 and group_cells >= 1, got "
                 f"group_negatives={self.group_negatives}, group_cells={self.group_cells}"
             )
-        if self.group_negatives and self.towers == "frozen-items" and self.catalogue_negatives:
+        if self.group_negatives and self.catalogue_negatives:
             raise GsidError(
                 "group_negatives shapes in-batch negatives; with catalogue_negatives every item "
                 "is a negative already: use one of the two"
@@ -499,6 +499,10 @@ def finetune_encoder(
                 loss = torch.nn.functional.cross_entropy(
                     logits.masked_fill(mask, -torch.inf), target
                 )
+                if config.symmetric:  # item -> query: item b's other relevant queries masked
+                    loss = 0.5 * loss + 0.5 * torch.nn.functional.cross_entropy(
+                        logits.T.masked_fill(mask.T, -torch.inf), target
+                    )
             else:
                 loss = loss_fn.compute_loss_from_embeddings([q_emb, d_emb], None)
             optimizer.zero_grad(set_to_none=True)
