@@ -185,7 +185,7 @@ def test_range_cosine_matches_per_candidate_dot_products():
     """_range_cosine: beams of several queries share ranges, some cut short by the depth limit,
     some empty; the scores come back in beam order, equal to one dot product per candidate."""
     from gsid.indexer.generative import _range_cosine
-    from gsid.retrieval.generative import expand_ids
+    from gsid.retrieval.generative import beam_ranges, expand_ids
     from gsid.retrieval.trie import CodeTrie
 
     rng = np.random.default_rng(1)
@@ -203,8 +203,6 @@ def test_range_cosine_matches_per_candidate_dot_products():
     nodes = torch.tensor([[trie.walk(list(c)) for c in codes[[0, 5, 9]]]] * 2)
     r_rows, _, r_query, per_q = expand_ids(trie, None, nodes, torch.zeros(2, 3), 30, 5)
     assert (per_q <= 5).all()
-    from gsid.retrieval.generative import beam_ranges
-
     b_lo, b_cnt = beam_ranges(trie, nodes, 30, 5)
     assert b_cnt.sum() == len(r_rows)
     expect = (items[r_rows].float() * Q[r_query]).sum(1)

@@ -96,9 +96,8 @@ class HybridRetriever(Retriever):
         super().__init__()
         if retrievers is not None and parts is not None:
             raise GsidError("give the hybrid's parts as retrievers or as method names, not both")
-        if (
-            retrievers is None
-        ):  # by method name (a loading hybrid then replaces them by its saved parts)
+        # by method name (a loading hybrid then replaces them by its saved parts)
+        if retrievers is None:
             from gsid.retrieval.registry import make_retriever
 
             parts = list(DEFAULT_PARTS if parts is None else parts)

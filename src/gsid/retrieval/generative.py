@@ -396,8 +396,7 @@ def expand_ids(
     lo, cnt = beam_ranges(trie, nodes, limit, per_query)
     pos, query, per_q = expand_ranges(lo, cnt, nodes.shape[1])
     item_rows = pos if ranked is None else ranked[pos]
-    beam_of = np.repeat(np.arange(len(cnt)), cnt)
-    item_scores = scores.reshape(-1).numpy()[beam_of]
+    item_scores = np.repeat(scores.reshape(-1).numpy(), cnt)  # each beam's score, per item
     return item_rows, item_scores, query, per_q
 
 

@@ -288,7 +288,7 @@ def known_positives(
     return np.array(
         [[a != b and ids[j] in rel[a] for b, j in enumerate(batch)] for a in range(len(batch))],
         dtype=bool,
-    ).reshape(len(batch), len(batch))
+    )
 
 
 def item_cells(
@@ -490,6 +490,7 @@ def finetune_encoder(
                     logits.masked_fill(mask, -torch.inf), target
                 )
             elif groups is not None:
+                # InfoNCE by hand: MultipleNegativesRankingLoss takes no mask for known positives
                 mask = torch.from_numpy(known_positives(batch, queries, ids, relevant)).to(device)
                 logits = config.scale * (
                     torch.nn.functional.normalize(q_emb, dim=-1)
