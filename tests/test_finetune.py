@@ -131,6 +131,19 @@ def test_grouped_negatives_fine_tune(ds, tmp_path):
         FineTuneConfig(group_negatives=2, towers="frozen-items", catalogue_negatives=True)
 
 
+def test_group_cells_per_epoch(ds, tmp_path):
+    """A list of group_cells gives each epoch its own k-means cells (the last one repeats)."""
+    cfg = FineTuneConfig(**{**TINY, "epochs": 3}, group_negatives=2, group_cells=[2, 3])
+    assert cfg.cells_per_epoch() == [2, 3, 3]
+    assert FineTuneConfig(epochs=2, group_cells=5).cells_per_epoch() == [5, 5]
+    out = finetune_encoder(ds, tmp_path / "curriculum", cfg, show_progress=False)
+    assert out.info["config"]["group_cells"] == [2, 3] and out.info["steps"] >= 3
+    assert FineTuneConfig.from_dict(out.info["config"]).cells_per_epoch() == [2, 3, 3]
+    for bad in ([], [4, 0]):
+        with pytest.raises(GsidError, match="group_cells"):
+            FineTuneConfig(group_negatives=2, group_cells=bad)
+
+
 def test_training_examples_use_train_split_only(ds):
     queries, texts, items = training_examples(ds, FineTuneConfig())
     assert "cordless drill" not in queries and len(queries) == 8

@@ -82,7 +82,9 @@ class FineTuneConfig:
     with_description: item text = title + description.
     group_negatives: draw each batch from this many k-means cells of the items (0 = random
         batches; see the module docstring); the query's other relevant items are then masked.
-    group_cells: the number of k-means cells for group_negatives.
+    group_cells: the number of k-means cells for group_negatives; a list gives one per epoch
+        (the last repeated), e.g. [128, 1024]: later epochs draw from finer cells, so their
+        negatives are harder (GSID's progressive prefixes, applied to the encoder).
     seed: seeds pair sampling, batching and torch. device: None = cuda when available.
     """
 
@@ -101,7 +103,7 @@ class FineTuneConfig:
     train_layers: int | None = None
     with_description: bool = False
     group_negatives: int = 0
-    group_cells: int = 128
+    group_cells: int | list[int] = 128
     seed: int = 0
     device: str | None = None
 
@@ -127,10 +129,14 @@ class FineTuneConfig:
             )
         if self.train_layers is not None and self.train_layers < 0:
             raise GsidError(f"train_layers must be None or >= 0, got {self.train_layers}")
-        if self.group_negatives < 0 or self.group_cells < 1:
+        if isinstance(self.group_cells, (list, tuple)):
+            self.group_cells = [int(c) for c in self.group_cells]
+        cells = self.group_cells if isinstance(self.group_cells, list) else [self.group_cells]
+        if self.group_negatives < 0 or not cells or min(cells) < 1:
             raise GsidError(
-                f"group_negatives must be >= 0 and group_cells >= 1, got "
-                f"group_negatives={self.group_negatives}, group_cells={self.group_cells}"
+                f"group_negatives must be >= 0 and group_cells a number >= 1 or a non-empty list "
+                f"of them (one per epoch), got group_negatives={self.group_negatives}, "
+                f"group_cells={self.group_cells}"
             )
         if self.group_negatives and self.catalogue_negatives:
             raise GsidError(
@@ -139,6 +145,11 @@ class FineTuneConfig:
             )
         if self.max_seq_length < 4:
             raise GsidError(f"max_seq_length must be >= 4, got {self.max_seq_length}")
+
+    def cells_per_epoch(self) -> list[int]:
+        """group_cells for each epoch (a list's last entry repeats)."""
+        cells = self.group_cells if isinstance(self.group_cells, list) else [self.group_cells]
+        return [cells[min(e, len(cells) - 1)] for e in range(self.epochs)]
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> FineTuneConfig:
@@ -260,23 +271,6 @@ def batches_without_duplicates(
             return
         yield batch
         order = rest
-
-
-def count_batches(
-    queries: list[str],
-    item_texts: list[str],
-    item_ids: list[str],
-    batch_size: int,
-    seed: int,
-    groups: np.ndarray | None = None,
-    groups_per_batch: int = 0,
-) -> int:
-    return sum(
-        1
-        for _ in batches_without_duplicates(
-            queries, item_texts, item_ids, batch_size, random.Random(seed), groups, groups_per_batch
-        )
-    )
 
 
 def known_positives(
@@ -410,13 +404,16 @@ def finetune_encoder(
             for q, r in zip(queries, item_rows, strict=True):
                 rows_of_query.setdefault(normalize_text(q), []).append(int(r))
 
-    groups = None
+    groups_of_epoch: list[np.ndarray | None] = [None] * config.epochs
+    relevant: dict[str, set[str]] = {}
     if config.group_negatives:
-        groups = item_cells(
-            texts, base_model, config.group_cells, config.seed, device, cache_dir, show_progress
-        )
+        cells = config.cells_per_epoch()
+        by_k = {
+            k: item_cells(texts, base_model, k, config.seed, device, cache_dir, show_progress)
+            for k in sorted(set(cells))
+        }
+        groups_of_epoch = [by_k[k] for k in cells]
         # a query's other relevant items are no negatives in its row of the in-batch softmax
-        relevant: dict[str, set[str]] = {}
         for q, i in zip(queries, ids, strict=True):
             relevant.setdefault(normalize_text(q), set()).add(i)
 
@@ -449,10 +446,17 @@ def finetune_encoder(
         lr=config.lr,
         foreach=True,  # one fused update over all tensors: much faster than the per-tensor loop on CPU
     )
-    steps_per_epoch = count_batches(
-        queries, texts, ids, config.batch_size, config.seed, groups, config.group_negatives
-    )
-    total = steps_per_epoch * config.epochs
+    # the batches of every epoch, drawn up front: the schedule needs their total
+    rng = random.Random(config.seed)
+    epoch_batches = [
+        list(
+            batches_without_duplicates(
+                queries, texts, ids, config.batch_size, rng, groups, config.group_negatives
+            )
+        )
+        for groups in groups_of_epoch
+    ]
+    total = sum(len(b) for b in epoch_batches)
     scheduler = get_linear_schedule_with_warmup(
         optimizer, math.ceil(config.warmup_ratio * total), total
     )
@@ -460,7 +464,6 @@ def finetune_encoder(
         "fine-tuning %s on %d pairs: %d steps on %s", base_model, len(queries), total, device
     )
 
-    rng = random.Random(config.seed)
     q_model.train()
     i_model.train()
     losses: list[float] = []
@@ -468,10 +471,8 @@ def finetune_encoder(
     bar = tqdm(
         total=total, desc="fine-tune", disable=not progress_enabled(show_progress), leave=False
     )
-    for _epoch in range(config.epochs):
-        for batch in batches_without_duplicates(
-            queries, texts, ids, config.batch_size, rng, groups, config.group_negatives
-        ):
+    for batches, groups in zip(epoch_batches, groups_of_epoch, strict=True):
+        for batch in batches:
             qf = batch_to_device(q_model.preprocess([queries[i] for i in batch]), device)
             q_emb = q_model(qf)["sentence_embedding"]  # (B, H)
             if frozen_items:
