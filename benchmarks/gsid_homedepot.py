@@ -12,9 +12,12 @@ to train the encoder in every code step as the paper does (needs a GPU at this s
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import platform
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -143,6 +146,8 @@ def main() -> None:
         ),
         "n_distinct_full_codes": int(len(np.unique(codes, axis=0))),
         "wall_s": {"train_incl_features": round(t_train, 1), "eval": round(t_eval, 1)},
+        "command": "python benchmarks/gsid_homedepot.py " + shlex.join(sys.argv[1:]),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "machine": {
             "platform": platform.platform(),
             "torch_threads": torch.get_num_threads(),
