@@ -131,12 +131,24 @@ def test_grouped_negatives_fine_tune(ds, tmp_path):
         FineTuneConfig(group_negatives=2, towers="frozen-items", catalogue_negatives=True)
 
 
-def test_group_cells_per_epoch(ds, tmp_path):
-    """A list of group_cells gives each epoch its own k-means cells (the last one repeats)."""
+def test_group_cells_per_epoch(ds, tmp_path, monkeypatch):
+    """A list of group_cells gives each epoch its own k-means cells (the last one repeats):
+    each distinct cell count is clustered once, and every epoch's batches are trained."""
+    import gsid.text.finetune as ft
+
     cfg = FineTuneConfig(**{**TINY, "epochs": 3}, group_negatives=2, group_cells=[2, 3])
     assert cfg.cells_per_epoch() == [2, 3, 3]
     assert FineTuneConfig(epochs=2, group_cells=5).cells_per_epoch() == [5, 5]
+    clustered = []
+    real_item_cells = ft.item_cells
+
+    def recording_item_cells(texts, base_model, cells, *rest):
+        clustered.append(cells)
+        return real_item_cells(texts, base_model, cells, *rest)
+
+    monkeypatch.setattr(ft, "item_cells", recording_item_cells)
     out = finetune_encoder(ds, tmp_path / "curriculum", cfg, show_progress=False)
+    assert clustered == [2, 3]
     assert out.info["config"]["group_cells"] == [2, 3] and out.info["steps"] >= 3
     assert FineTuneConfig.from_dict(out.info["config"]).cells_per_epoch() == [2, 3, 3]
     for bad in ([], [4, 0]):

@@ -131,7 +131,7 @@ class FineTuneConfig:
             raise GsidError(f"train_layers must be None or >= 0, got {self.train_layers}")
         if isinstance(self.group_cells, (list, tuple)):
             self.group_cells = [int(c) for c in self.group_cells]
-        cells = self.group_cells if isinstance(self.group_cells, list) else [self.group_cells]
+        cells = self._cell_list()
         if self.group_negatives < 0 or not cells or min(cells) < 1:
             raise GsidError(
                 f"group_negatives must be >= 0 and group_cells a number >= 1 or a non-empty list "
@@ -146,9 +146,12 @@ class FineTuneConfig:
         if self.max_seq_length < 4:
             raise GsidError(f"max_seq_length must be >= 4, got {self.max_seq_length}")
 
+    def _cell_list(self) -> list[int]:
+        return self.group_cells if isinstance(self.group_cells, list) else [self.group_cells]
+
     def cells_per_epoch(self) -> list[int]:
         """group_cells for each epoch (a list's last entry repeats)."""
-        cells = self.group_cells if isinstance(self.group_cells, list) else [self.group_cells]
+        cells = self._cell_list()
         return [cells[min(e, len(cells) - 1)] for e in range(self.epochs)]
 
     @classmethod
