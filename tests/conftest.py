@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from gsid.data import Dataset
+
+# quiet tests: progress lines are written when stderr is not a terminal (tests opt in)
+os.environ.setdefault("GSID_NO_PROGRESS", "1")
 
 
 @pytest.fixture(scope="session")

@@ -158,9 +158,12 @@ def test_failed_save_keeps_previous_dataset(tmp_path, monkeypatch):
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
 
 
-def test_corrupted_dataset_gives_artifact_error(tmp_path):
+def test_corrupted_dataset_gives_artifact_error(tmp_path, monkeypatch):
     build_dataset(items_src(tmp_path), log=log_src(tmp_path)).save(tmp_path / "ds")
     (tmp_path / "ds" / "items.parquet").write_bytes(b"not parquet")
+    with pytest.raises(ArtifactError, match=r"items.parquet is corrupted"):
+        Dataset.load(tmp_path / "ds")
+    monkeypatch.setenv("GSID_VERIFY", "0")  # beneath the checksums, the reader's own check
     with pytest.raises(ArtifactError, match=r"corrupted.*import it again"):
         Dataset.load(tmp_path / "ds")
     (tmp_path / "ds" / "manifest.json").write_text("{", encoding="utf-8")

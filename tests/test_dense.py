@@ -39,9 +39,9 @@ def test_finds_the_obvious_match(dense):
 
 
 def test_k_larger_than_catalogue(dense):
-    ids, scores = dense.search(["drill"], k=10)
-    assert ids.shape == (1, 10) and ids[0, 5] is not None and ids[0, 6] is None
-    assert scores[0, 6] == -np.inf
+    ids, scores = dense.search(["drill"], k=10)  # 6 items: every one, ranked
+    assert ids.shape == (1, 6) and all(i is not None for i in ids[0])
+    assert np.isfinite(scores).all()
 
 
 def test_save_load_round_trip(dense, tmp_path):

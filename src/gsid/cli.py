@@ -6,9 +6,12 @@ Every subcommand is a thin layer over the Python API; see README "CLI reference"
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
+import signal
 import sys
+import traceback
 from pathlib import Path
 
 from gsid.errors import GsidError
@@ -57,23 +60,69 @@ def _parse_map(spec: str | None) -> dict[str, str]:
 
 
 def _fractions(spec: str) -> tuple[float, float, float]:
-    parts = [float(x) for x in spec.split(",")]
-    if len(parts) != 3:
-        raise GsidError(f"--split-fractions needs 3 numbers like 0.8,0.1,0.1, got {spec!r}")
-    return parts[0], parts[1], parts[2]
+    from gsid.data.splits import check_fractions
+
+    try:
+        parts = tuple(float(x) for x in spec.split(","))
+        return check_fractions(parts)  # type: ignore[arg-type]
+    except ValueError:
+        raise GsidError(
+            f"--split-fractions needs 3 non-negative numbers summing to 1 (train,dev,test), "
+            f"like 0.8,0.1,0.1; got {spec!r}"
+        ) from None
+
+
+DATASET, IDS = "gsid-dataset", "gsid-semantic-ids"
+
+
+def _check_out(args: argparse.Namespace, kind: str, *inputs: str | None, out: str | None = None):
+    """Refuse, before any work, an --out that would lose a user's files (see gsid._io)."""
+    from gsid._io import check_out
+
+    check_out(
+        out or args.out,
+        kind,
+        force=getattr(args, "force", False),
+        inputs=[i for i in inputs if i],
+    )
+
+
+def _data_path(spec: str | None) -> str | None:
+    """The file-system input behind a --data spec (None for synthetic:N)."""
+    if spec is None:
+        return None
+    kind, sep, rest = spec.partition(":")
+    if sep and kind == "synthetic":
+        return None
+    if sep and kind in ("homedepot", "instacart", "bestbuy"):
+        return rest
+    return spec
+
+
+def _check_writable_dir(path: str) -> None:
+    """A directory that reports go into: writable now, not after an hour of benchmarking."""
+    from gsid._io import OutputError, check_writable
+
+    p = Path(path)
+    if p.exists() and not p.is_dir():
+        raise OutputError(f"{p} is a file; pass a directory for the reports")
+    if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
+        raise OutputError(f"{p} is not writable; choose another --out")
+    check_writable(p / "x")
 
 
 # ---------------------------------------------------------------- data
 def cmd_data_import(args: argparse.Namespace) -> int:
     from gsid.data.importers import import_dataset
 
+    _check_out(args, DATASET, args.path)
     options = {"drop_missing": True} if getattr(args, "drop_missing", False) else {}
     ds = import_dataset(args.source, args.path, **options)
     if args.buckets:
         from gsid.data.splits import BucketRule
 
         ds.bucket_rule = BucketRule.parse(args.buckets)
-    ds.save(args.out)
+    ds.save(args.out, force=args.force)
     log.info("saved %s to %s", ds, args.out)
     print(f"imported {args.source}: {len(ds.items)} items, {len(ds.queries)} queries -> {args.out}")
     return 0
@@ -82,6 +131,10 @@ def cmd_data_import(args: argparse.Namespace) -> int:
 def cmd_data_files(args: argparse.Namespace) -> int:
     from gsid.data.loading import Source, build_dataset
     from gsid.data.splits import BucketRule
+
+    _check_out(args, DATASET, args.items, args.log, args.judgments, args.queries)
+    fractions = _fractions(args.split_fractions)
+    buckets = BucketRule.parse(args.buckets) if args.buckets else None
 
     def src(path, mapping, extra=None):
         if not path:
@@ -100,11 +153,11 @@ def cmd_data_files(args: argparse.Namespace) -> int:
         queries=src(args.queries, args.queries_map),
         name=args.name or Path(args.out).name,
         relevance_threshold=args.relevance_threshold,
-        split_fractions=_fractions(args.split_fractions),
+        split_fractions=fractions,
         seed=args.seed,
-        bucket_rule=BucketRule.parse(args.buckets) if args.buckets else None,
+        bucket_rule=buckets,
     )
-    ds.save(args.out)
+    ds.save(args.out, force=args.force)
     print(f"imported {len(ds.items)} items, {len(ds.queries)} queries -> {args.out}")
     return 0
 
@@ -112,8 +165,9 @@ def cmd_data_files(args: argparse.Namespace) -> int:
 def cmd_data_synth(args: argparse.Namespace) -> int:
     from gsid.data.synthetic import make_marketplace
 
+    _check_out(args, DATASET)
     ds = make_marketplace(n_items=args.items, seed=args.seed, show_progress=args.progress)
-    ds.save(args.out)
+    ds.save(args.out, force=args.force)
     print(f"synthetic marketplace: {ds} -> {args.out}")
     return 0
 
@@ -137,6 +191,10 @@ def _load_data(spec: str, seed: int = 0, show_progress: bool | None = None):
     if sep and kind == "synthetic":
         from gsid.data.synthetic import make_marketplace
 
+        if not rest.strip().isdigit():
+            raise GsidError(
+                f"--data {spec!r}: synthetic:N needs a whole number of items, e.g. synthetic:3000"
+            )
         return make_marketplace(n_items=int(rest), seed=seed, show_progress=show_progress)
     if sep and kind in ("homedepot", "instacart", "bestbuy"):
         from gsid.data.importers import import_dataset
@@ -185,6 +243,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
     from gsid.eval.report import format_table, write_report
 
+    _check_writable_dir(args.out)
     ds = _load_data(args.data, args.seed, args.progress)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     command = "gsid " + shlex.join(sys.argv[1:]) if args.command_line is None else args.command_line
@@ -204,6 +263,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     t0 = time.perf_counter()
     out = Path(args.out)
+    _check_writable_dir(args.out)
+    _check_out(args, DATASET, out=str(out / "data"))
     ds = make_marketplace(n_items=args.items, seed=args.seed, show_progress=args.progress)
     ds.save(out / "data")
     print(
@@ -249,10 +310,14 @@ def _item_embeddings(ds, args: argparse.Namespace):
 
 def cmd_ids_build(args: argparse.Namespace) -> int:
     from gsid.ids import build_ids
+    from gsid.ids.build import check_build_args
     from gsid.retrieval.registry import parse_method_options
 
-    ds = _load_data(args.data, args.seed, args.progress)
+    _check_out(args, IDS, _data_path(args.data))
     options = parse_method_options([f"m.{s}" for s in args.set or []]).get("m", {})
+    # every option checked before minutes of embedding
+    check_build_args(args.method, args.levels, args.codebook_size, args.collisions, **options)
+    ds = _load_data(args.data, args.seed, args.progress)
     X = None if args.method == "random" else _item_embeddings(ds, args)
     ids = build_ids(
         args.method,
@@ -270,7 +335,7 @@ def cmd_ids_build(args: argparse.Namespace) -> int:
         },
         **options,
     )
-    ids.save(args.out)
+    ids.save(args.out, force=args.force)
     print(
         f"{args.method} IDs for {ids.n_items} items, {ids.n_levels} levels "
         f"{list(ids.codebook_sizes)}, collision rate {ids.collision_rate():.4f} -> {args.out}"
@@ -281,10 +346,16 @@ def cmd_ids_build(args: argparse.Namespace) -> int:
 def cmd_ids_report(args: argparse.Namespace) -> int:
     import json
 
-    from gsid._io import atomic_write_text
+    from gsid._io import OutputError, atomic_write_text, check_writable
     from gsid.ids import SemanticIDs
     from gsid.ids.diagnostics import diagnose, format_report
 
+    if args.json:  # writable? checked before the work, without touching an existing file
+        if Path(args.json).is_dir():
+            raise OutputError(f"--json {args.json} is a directory; name a file")
+        check_writable(Path(args.json))
+    if args.plots:
+        _check_writable_dir(args.plots)
     ids = SemanticIDs.load(args.ids)
     categories = None
     if args.data:
@@ -316,12 +387,13 @@ def cmd_ids_repair(args: argparse.Namespace) -> int:
     from gsid.ids import SemanticIDs
     from gsid.ids.sandglass import adaptive_variable_length, drop_routing_level
 
+    _check_out(args, IDS, args.ids)
     ids = SemanticIDs.load(args.ids)
     if args.repair == "drop-level":
         new = drop_routing_level(ids, level=args.level)
     else:
         new = adaptive_variable_length(ids, level=args.level, top_k=args.top_k)
-    new.save(args.out)
+    new.save(args.out, force=args.force)
     print(
         f"{args.repair}: mean ID length {ids.lengths.mean():.2f} -> {new.lengths.mean():.2f}, "
         f"collision rate {new.collision_rate():.4f} -> {args.out}"
@@ -347,6 +419,12 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
         )
     if args.text and (args.out or args.compare):
         raise GsidError("--out and --compare go with --data; --text only prints codes")
+    if args.text:
+        from gsid.retrieval.base import check_queries
+
+        check_queries(args.text, 1, what="--text")
+    if args.out:
+        _check_out(args, IDS, args.model, _data_path(args.data), args.keep, args.compare)
     model = GSIDModel.load(args.model, device=args.device)
     if args.text:
         codes = encode(model, args.text, show_progress=args.progress)[0]
@@ -376,7 +454,7 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
         {"dataset": ds.name, "assigned_by": str(args.model)},
     )
     if args.out:
-        ids.save(args.out)
+        ids.save(args.out, force=args.force)
         distinct = len({tuple(r) for r in codes.tolist()})
         print(
             f"GSID codes for {ids.n_items} items, {model.config.n_levels} levels, "
@@ -396,7 +474,7 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="gsid", description=__doc__.splitlines()[0])
+    p = _Parser(prog="gsid", description=__doc__.splitlines()[0])
     p.add_argument(
         "-v", "--verbose", action="count", default=0, help="more logging (-vv for debug)"
     )
@@ -407,6 +485,11 @@ def build_parser() -> argparse.ArgumentParser:
         const=False,
         default=None,
         help="never show progress bars (default: shown on a terminal)",
+    )
+    p.add_argument(
+        "--no-verify",
+        action="store_true",
+        help="skip the checksum check of loaded artifacts (very large indexes; GSID_VERIFY=0)",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -425,6 +508,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     imp.add_argument(
         "--buckets", help="head/torso/tail rule, e.g. volume:0.33,0.66 or rank:0.1,0.5"
+    )
+    imp.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
     )
     imp.set_defaults(func=cmd_data_import)
 
@@ -458,12 +547,24 @@ def build_parser() -> argparse.ArgumentParser:
     fil.add_argument("--buckets", help="head/torso/tail rule, e.g. volume:0.33,0.66")
     fil.add_argument("--name")
     fil.add_argument("--out", required=True)
+    fil.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
+    )
     fil.set_defaults(func=cmd_data_files)
 
     syn = data.add_parser("synth", help="write a synthetic marketplace")
     syn.add_argument("--items", type=int, default=5000, help="number of items (1k to 1M)")
     syn.add_argument("--seed", type=int, default=0)
     syn.add_argument("--out", required=True)
+    syn.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
+    )
     syn.set_defaults(func=cmd_data_synth)
 
     info = data.add_parser("info", help="summarise a dataset directory")
@@ -512,6 +613,12 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--cache", default="cache", help="embedding cache directory")
     b.add_argument("--out", required=True)
+    b.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
+    )
     b.set_defaults(func=cmd_ids_build)
 
     r = ids.add_parser("report", help="diagnose IDs: utilisation, entropy, sand-glass, AMI, plots")
@@ -533,6 +640,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--top-k", type=int, help="adaptive: remove this many top tokens (default: rule)"
     )
     f.add_argument("--out", required=True)
+    f.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
+    )
     f.set_defaults(func=cmd_ids_repair)
 
     a = ids.add_parser(
@@ -556,11 +669,41 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--collisions", choices=["append", "none"], default="append")
     a.add_argument("--cache", default="cache", help="embedding cache directory")
     a.add_argument("--device", help="cpu, cuda, ... (default: the model's, else auto)")
+    a.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a gsid artifact of another kind at --out (never a directory gsid did not "
+        "write, never an input)",
+    )
     a.set_defaults(func=cmd_ids_assign)
     return p
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a one-line error (the usage stays in --help)."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised like Ctrl-C so that every `with` block cleans up its temporaries."""
+
+
+def _on_sigterm(signum, frame):
+    raise _Terminated
+
+
+def _fail(error: BaseException, message: str, verbose: int) -> None:
+    if verbose:
+        traceback.print_exc()
+    notes = "".join(f" ({n})" for n in getattr(error, "__notes__", ()))
+    print(f"gsid: error: {message}{notes}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Exit codes: 0 ok; 2 a user's mistake (one line on stderr, -v adds the traceback);
+    1 an internal error; 130 interrupted; 141 output pipe closed; 143 terminated."""
     parser = build_parser()
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * min(args.verbose, 2)
@@ -577,14 +720,42 @@ def main(argv: list[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     if args.verbose == 0:
         os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if args.no_verify:
+        os.environ["GSID_VERIFY"] = "0"
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
-    except GsidError as e:
-        print(f"gsid: error: {e}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # `gsid ... | head`: the reader left; say nothing more
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except KeyboardInterrupt:
         print("gsid: interrupted", file=sys.stderr)
         return 130
+    except _Terminated:
+        print("gsid: terminated", file=sys.stderr)
+        return 143
+    except GsidError as e:
+        _fail(e, str(e), args.verbose)
+        return 2
+    except OSError as e:  # a path the user gave: missing, a directory, not permitted, ...
+        where = f": {e.filename}" if e.filename else ""
+        _fail(e, f"{e.strerror or e}{where}", args.verbose)
+        return 2
+    except ValueError as e:  # the library's argument checks
+        _fail(e, str(e), args.verbose)
+        return 2
+    except Exception as e:
+        if args.verbose:
+            traceback.print_exc()
+        print(
+            f"gsid: internal error: {type(e).__name__}: {e} (rerun with -v for the traceback "
+            f"and report it)",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

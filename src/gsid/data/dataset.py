@@ -197,10 +197,12 @@ class Dataset:
         }
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write atomically: a failure leaves any previous dataset at `path` untouched."""
+    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write atomically: a failure leaves any previous dataset at `path` untouched. `path`
+        may hold a previous dataset; `force` lets it replace another gsid artifact (never a
+        directory gsid did not write)."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND, force=force) as tmp:
             for name in ("items", "queries", "log", "judgments"):
                 df = getattr(self, name)
                 pq.write_table(_to_arrow(df), tmp / f"{name}.parquet")

@@ -9,6 +9,7 @@ import difflib
 import io
 import json
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -77,8 +78,12 @@ def _decode(path: Path) -> str:
 def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
     """Read a file into a DataFrame of strings; return it with its format."""
     path = Path(src.path)
+    if path.is_dir():
+        raise DataValidationError(f"{path} is a directory; pass the data file itself.")
     if not path.is_file():
         raise DataValidationError(f"{path}: no such file.")
+    if path.stat().st_size == 0:
+        raise DataValidationError(f"{path} is empty (0 bytes); pass a file with a header and rows.")
     fmt = src.fmt or FORMATS.get(path.suffix.lower())
     if fmt not in ("csv", "tsv", "jsonl", "parquet"):
         raise DataValidationError(
@@ -124,14 +129,26 @@ def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
                 )
             rows.append(obj)
         return pd.DataFrame(rows), fmt
+    sep = "," if fmt == "csv" else "\t"
+    quoting = csv.QUOTE_NONE if src.quoting == "none" else csv.QUOTE_MINIMAL
     try:
-        df = pd.read_csv(
-            io.StringIO(text),
-            sep="," if fmt == "csv" else "\t",
-            dtype=str,
-            keep_default_na=False,
-            quoting=csv.QUOTE_NONE if src.quoting == "none" else csv.QUOTE_MINIMAL,
-        )
+        with warnings.catch_warnings():
+            # more fields than the header: pandas would silently shift the columns
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            df = pd.read_csv(
+                io.StringIO(text),
+                sep=sep,
+                dtype=str,
+                keep_default_na=False,
+                quoting=quoting,
+                index_col=False,
+            )
+    except pd.errors.ParserWarning:
+        raise DataValidationError(_extra_fields(path, text, sep, quoting)) from None
+    except pd.errors.EmptyDataError:
+        raise DataValidationError(
+            f"{path} has no header line; the first line names the columns."
+        ) from None
     except (pd.errors.ParserError, csv.Error) as e:
         raise DataValidationError(
             f"{path}: cannot parse as {fmt.upper()} ({e}). Check the delimiter and quoting "
@@ -140,10 +157,29 @@ def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
     return df, fmt
 
 
+def _extra_fields(path: Path, text: str, sep: str, quoting: int) -> str:
+    rows = csv.reader(io.StringIO(text), delimiter=sep, quoting=quoting)
+    header = next(rows)
+    for line, row in enumerate(rows, start=2):
+        if len(row) > len(header):
+            return (
+                f"{path}: line {line} has {len(row)} fields but the header names {len(header)} "
+                f"columns {header}; a field probably holds an unquoted {sep!r}: quote it"
+                f"{' (or use --quoting standard)' if quoting == csv.QUOTE_NONE else ''}, or "
+                f"add the missing column name to the header."
+            )
+    return f"{path}: some rows have more fields than the header {header}; fix those rows."
+
+
 def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
     """Read, rename by the mapping and validate one input table against its schema."""
     df, fmt = read_raw(src)
     path = Path(src.path)
+    if len(df) == 0:
+        raise DataValidationError(
+            f"{path} has no data rows (only a header or blank lines); a {schema.name} file needs "
+            f"at least one row."
+        )
     unknown_targets = set(src.mapping) - set(schema.columns)
     if unknown_targets:
         raise DataValidationError(
@@ -188,6 +224,17 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
                 f"{path}: {_row_ref(fmt, int(rows[0]))} has an empty {c!r} ({len(rows)} such rows"
                 f"{', first ' + str([int(r) + 1 for r in rows[:5]]) if len(rows) > 1 else ''}). "
                 f"Every {schema.name} row needs a non-empty {c}: fill it in or drop the row."
+            )
+    for c, limit in schema.max_chars:
+        if c not in out.columns:
+            continue
+        long = (out[c].str.len() > limit).to_numpy()
+        if long.any():
+            i = int(np.flatnonzero(long)[0])
+            raise DataValidationError(
+                f"{path}: {_row_ref(fmt, i)} has a {c!r} of {len(out[c].iloc[i]):,} characters, "
+                f"more than the limit of {limit:,} ({int(long.sum())} such rows); a broken "
+                f"export? Shorten it (long text belongs in the description column)."
             )
     for c in schema.numeric:
         if c not in out.columns:
@@ -280,6 +327,11 @@ def build_dataset(
     "queries" or "auto" (queries file column, else log weights, else judgment counts).
     """
     fractions = check_fractions(split_fractions)
+    if not isinstance(relevance_threshold, int | float) or not np.isfinite(relevance_threshold):
+        raise DataValidationError(
+            f"relevance_threshold must be a finite number (grade >= it is relevant), got "
+            f"{relevance_threshold!r}"
+        )
     item_df = read_table(items, ITEMS)
     _check_unique(item_df, "item_id", "catalogue item")
     known = set(item_df["item_id"])
@@ -406,6 +458,14 @@ def build_dataset(
                 f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)} judges pair "
                 f"({j_out['query_id'].iloc[i]!r}, {j_out['item_id'].iloc[i]!r}) again; average "
                 f"the grades of a pair into one row."
+            )
+        grades = j_out["grade"].to_numpy(dtype=float)
+        if not (grades >= relevance_threshold).any():
+            raise DataValidationError(
+                f"{j_df.attrs['path']}: no judgment reaches the relevance threshold "
+                f"{relevance_threshold:g} (grades run from {np.nanmin(grades):g} to "
+                f"{np.nanmax(grades):g}), so nothing would be relevant; lower the threshold "
+                f"(CLI: --relevance-threshold)."
             )
         # pairs that meet only through merged query aliases: average their grades
         j_out = j_out.groupby(["query_id", "item_id"], as_index=False, sort=False)["grade"].mean()

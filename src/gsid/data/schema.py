@@ -14,6 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CATEGORY_SEP = " > "
+MAX_TITLE_CHARS = 2000
+MAX_QUERY_CHARS = 2000
+MAX_ID_CHARS = 500
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,8 @@ class TableSchema:
     # Columns that must be non-empty text.
     nonempty_text: tuple[str, ...] = ()
     numeric: tuple[str, ...] = ()
+    # Longest text a column may hold (a title of a megabyte is a broken export, not a title).
+    max_chars: tuple[tuple[str, int], ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -35,6 +40,11 @@ ITEMS = TableSchema(
     required=("item_id", "title"),
     optional=("description", "category", "attributes"),
     nonempty_text=("item_id", "title"),
+    max_chars=(
+        ("item_id", MAX_ID_CHARS),
+        ("title", MAX_TITLE_CHARS),
+        ("category", MAX_TITLE_CHARS),
+    ),
 )
 # Input form of a log: query *text* + item; query ids are assigned by gsid.
 LOG_INPUT = TableSchema(
@@ -43,6 +53,7 @@ LOG_INPUT = TableSchema(
     optional=("weight", "user", "time", "split"),
     nonempty_text=("query", "item_id"),
     numeric=("weight",),
+    max_chars=(("query", MAX_QUERY_CHARS), ("item_id", MAX_ID_CHARS)),
 )
 # Input form of judgments: either a query id (with a queries file) or the query text.
 JUDGMENTS_INPUT = TableSchema(
@@ -58,5 +69,6 @@ QUERIES_INPUT = TableSchema(
     optional=("split", "frequency"),
     nonempty_text=("query_id", "query"),
     numeric=("frequency",),
+    max_chars=(("query", MAX_QUERY_CHARS), ("query_id", MAX_ID_CHARS)),
 )
 SPLITS = ("train", "dev", "test")

@@ -16,6 +16,7 @@ number of judged items of the query, else 1.
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -89,7 +90,11 @@ def hash_split(query: str, fractions: tuple[float, float, float], seed: int) -> 
 
 
 def check_fractions(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
-    if len(fractions) != 3 or any(f < 0 for f in fractions) or abs(sum(fractions) - 1) > 1e-6:
+    if (
+        len(fractions) != 3
+        or not all(math.isfinite(f) and f >= 0 for f in fractions)
+        or abs(sum(fractions) - 1) > 1e-6
+    ):
         raise ValueError(
             f"split fractions must be 3 non-negative numbers summing to 1, got {fractions}"
         )

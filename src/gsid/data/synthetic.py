@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from gsid._progress import progress_enabled
+from gsid._progress import progress_bar
 from gsid.data.dataset import Dataset
 from gsid.data.schema import CATEGORY_SEP
 from gsid.data.splits import BucketRule, check_fractions, hash_split
@@ -1533,14 +1533,13 @@ def make_marketplace(
     queries.frequency = number of simulated searches of the string; log.weight = clicks;
     judgments.grade in 0..3 with relevance_threshold 2.5 (only grade 3 is relevant).
     """
-    from tqdm.auto import tqdm
 
     info = synthetic_info(n_items, n_queries, seed, **options)
     n_items, n_queries, cfg = _resolve(n_items, n_queries, seed, options)
     rng = np.random.default_rng(seed)
     world = _world()
     timings: dict[str, float] = {}
-    bar = tqdm(total=5, desc="synthetic", disable=not progress_enabled(show_progress), leave=False)
+    bar = progress_bar(total=5, desc="synthetic", show_progress=show_progress)
     t0 = time.perf_counter()
 
     def step(name: str) -> None:

@@ -30,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from gsid._progress import progress
+from gsid._progress import progress, stage
 from gsid.errors import GsidError
 from gsid.eval.metrics import check_ks, evaluate
 from gsid.eval.sysinfo import PeakRSS, current_rss, run_metadata
@@ -136,13 +136,17 @@ def _check_same_catalogue(name: str, retriever: Retriever, item_ids: np.ndarray)
 
 def _search_checked(name: str, retriever: Retriever, queries: list[str], k: int) -> SearchResults:
     res = retriever.search(queries, k=k, show_progress=False)
-    if not isinstance(res, SearchResults) or res.ids.shape != (len(queries), k):
+    width = min(k, len(retriever.item_ids_))  # search never returns more than the catalogue
+    if not isinstance(res, SearchResults) or res.ids.shape != (len(queries), width):
         shape = getattr(getattr(res, "ids", None), "shape", None)
         raise GsidError(
             f"method {name!r} broke the search contract: {len(queries)} queries at k={k} must "
-            f"give SearchResults with ids of shape ({len(queries)}, {k}), got "
+            f"give SearchResults with ids of shape ({len(queries)}, {width}), got "
             f"{type(res).__name__} with ids shape {shape}"
         )
+    if width < k:  # a catalogue smaller than k: pad, so that every table reads k columns
+        pad = SearchResults.empty(len(queries), k - width)
+        res = SearchResults(np.hstack([res.ids, pad.ids]), np.hstack([res.scores, pad.scores]))
     return res
 
 
@@ -188,6 +192,7 @@ def _bench_one(
     with mem_index if timing else contextlib.nullcontext():
         retriever = _materialise(name, spec)
         if retriever.item_ids_ is None:
+            stage(f"{name}: indexing {len(dataset.items):,} items", show_progress)
             t0 = time.perf_counter()
             retriever.index(dataset, show_progress=show_progress)
             sys_["index_s"] = time.perf_counter() - t0
@@ -352,12 +357,14 @@ def run_bench(
                 show_progress,
             )
         except Exception as e:  # one failing method must not hide the others' results
-            logger.exception("bench method %r failed: %s", name, e)
             if not keep_going:
+                e.add_note(f"while benchmarking method {name!r}")
                 raise
+            logger.error("bench method %r failed: %s", name, e, exc_info=logger.isEnabledFor(10))
             mres = MethodResult(name=name, error=f"{type(e).__name__}: {e}")
         else:
             ov = mres.metrics["overall"]
+            stage(f"{name}: done", show_progress)
             logger.info(
                 "%s: %s",
                 name,

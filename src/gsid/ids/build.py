@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from gsid._options import check_types, type_hints
 from gsid.errors import DataValidationError, GsidError, check_options
 from gsid.ids.collisions import STRATEGIES, collision_stats, resolve_collisions
 from gsid.ids.residual_kmeans import as_embeddings, level_sizes
@@ -49,6 +50,46 @@ def method_options(method: str) -> set[str]:
     raise GsidError(f"unknown ID method {method!r}; use one of {list(METHODS)}")
 
 
+def _option_hints(method: str) -> dict[str, Any]:
+    if method == "rq":
+        from gsid.ids.residual_kmeans import ResidualKMeans
+
+        return type_hints(ResidualKMeans)
+    if method == "hkmeans":
+        from gsid.ids.hkmeans import HierarchicalKMeans
+
+        return type_hints(HierarchicalKMeans)
+    if method == "rqvae":
+        from gsid.ids.rqvae import RQVAEConfig
+
+        return type_hints(RQVAEConfig)
+    return {"n_candidates": int}
+
+
+def check_build_args(
+    method: str,
+    levels: int = 4,
+    codebook_size: int | Sequence[int] = 128,
+    collisions: str = "append",
+    **method_options_: Any,
+) -> list[int]:
+    """Every check of `build_ids` that needs no data (the CLI runs it before embedding)."""
+    if method not in METHODS:
+        raise GsidError(f"unknown ID method {method!r}; use one of {list(METHODS)}")
+    if collisions not in STRATEGIES:
+        raise GsidError(
+            f"unknown collisions strategy {collisions!r}; use one of {list(STRATEGIES)}"
+        )
+    check_options(method_options_, method_options(method), f"{method!r} ID builder")
+    check_types(method_options_, _option_hints(method), f"{method!r} ID builder")
+    sizes = level_sizes(levels, codebook_size)
+    if any(k < 2 for k in sizes):
+        raise GsidError(
+            f"codebook sizes must be >= 2 (a level of one code carries no information), got {sizes}"
+        )
+    return sizes
+
+
 def build_ids(
     method: str,
     embeddings: np.ndarray | None,
@@ -77,14 +118,7 @@ def build_ids(
         rqvae: any RQVAEConfig field (epochs, batch_size, lr, beta, ema, dead_code_steps, ...)
         plus device and model_dir; hkmeans: niter, backend ("faiss"|"sklearn"), ...
     """
-    if method not in METHODS:
-        raise GsidError(f"unknown ID method {method!r}; use one of {list(METHODS)}")
-    if collisions not in STRATEGIES:
-        raise GsidError(
-            f"unknown collisions strategy {collisions!r}; use one of {list(STRATEGIES)}"
-        )
-    check_options(method_options_, method_options(method), f"{method!r} ID builder")
-    sizes = level_sizes(levels, codebook_size)
+    sizes = check_build_args(method, levels, codebook_size, collisions, **method_options_)
     item_ids = np.asarray([str(x) for x in item_ids], dtype=object)
     if embeddings is None:
         if method != "random":

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from gsid._progress import progress_enabled
+from gsid._progress import progress_bar
 from gsid.errors import GsidError, NotFittedError
 from gsid.ids.residual_kmeans import as_embeddings, faiss_kmeans, level_sizes
 
@@ -85,7 +85,6 @@ class HierarchicalKMeans:
         """codes (N, L) int32 (-1 padded) and lengths (N,). Sets candidates_/distances_:
         ranked last-level alternatives (N, C) for items split by k-means at the last level
         (-1 / inf elsewhere)."""
-        from tqdm.auto import tqdm
 
         X = as_embeddings(X)
         n = X.shape[0]
@@ -99,13 +98,7 @@ class HierarchicalKMeans:
         # prefix -> (child codes (m,), child vectors (m, D)) of every node; read by `assign`
         tree: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray]] = {}
         n_runs = 0
-        bar = tqdm(
-            total=n,
-            disable=not progress_enabled(show_progress),
-            leave=False,
-            desc="hierarchical k-means",
-            unit="item",
-        )
+        bar = progress_bar(n, "hierarchical k-means", show_progress, unit="item")
         # explicit stack instead of recursion: deep trees must not hit Python's recursion limit
         stack: list[tuple[np.ndarray, int]] = [(np.arange(n), 0)]
         while stack:
@@ -161,7 +154,6 @@ class HierarchicalKMeans:
 
         A training vector gets its own fit_codes code back, except when another training vector
         is exactly as close (duplicates in one leaf) and after collision repair moved it."""
-        from tqdm.auto import tqdm
 
         tree = getattr(self, "tree_", None)
         if tree is None:
@@ -178,13 +170,7 @@ class HierarchicalKMeans:
         n, L = X.shape[0], self.levels
         codes = np.full((n, L), -1, np.int32)
         lengths = np.zeros(n, np.int32)
-        bar = tqdm(
-            total=n,
-            disable=not progress_enabled(show_progress),
-            leave=False,
-            desc="hierarchical k-means assign",
-            unit="vector",
-        )
+        bar = progress_bar(n, "hierarchical k-means assign", show_progress, unit="vector")
         stack: list[tuple[np.ndarray, tuple[int, ...]]] = [(np.arange(n), ())]
         while stack:
             rows, prefix = stack.pop()

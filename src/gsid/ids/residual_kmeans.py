@@ -204,7 +204,7 @@ class ResidualKMeans:
     def save(self, path: str | os.PathLike) -> Path:
         self._check()
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             for level, C in enumerate(self.centroids_):
                 np.save(tmp / f"centroids_{level}.npy", C)
             write_manifest(

@@ -354,7 +354,7 @@ class RQVAE(nn.Module):
 
         self._check()
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
             save_file(state, str(tmp / "model.safetensors"))
             write_manifest(

@@ -377,9 +377,10 @@ class SemanticIDs:
         )
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path: str | os.PathLike) -> Path:
+    def save(self, path: str | os.PathLike, force: bool = False) -> Path:
+        """Write atomically; `force` lets it replace another kind of gsid artifact."""
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND, force=force) as tmp:
             np.save(tmp / "codes.npy", self.codes)
             np.save(tmp / "lengths.npy", self.lengths)
             pq.write_table(

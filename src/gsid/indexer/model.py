@@ -272,7 +272,7 @@ class GSIDModel(nn.Module):
         from safetensors.torch import save_model
 
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             save_model(self, str(tmp / "model.safetensors"))
             (tmp / "backbone_config.json").write_text(
                 json.dumps(self.backbone.config.to_dict(), default=str), encoding="utf-8"
@@ -287,6 +287,12 @@ class GSIDModel(nn.Module):
 
         path = Path(path)
         manifest = read_manifest(path, KIND, FORMAT_VERSION)
+        for part in ("tokenizer", "model.safetensors", "backbone_config.json"):
+            if not (path / part).exists():  # else transformers would look for it on a model hub
+                raise ArtifactError(
+                    f"{path}: {part} is missing; the GSID model directory is incomplete: "
+                    f"retrain it or restore the directory"
+                )
         try:
             config = GSIDConfig.from_dict(manifest["config"])
             bconf = json.loads((path / "backbone_config.json").read_text(encoding="utf-8"))

@@ -29,7 +29,8 @@ MAX_QUERY_CHARS = 2000
 
 class SearchResults(NamedTuple):
     """ids: (Q, k) object array of item ids, None where fewer than k were found.
-    scores: (Q, k) float32, higher is better, -inf where no item."""
+    scores: (Q, k) float32, higher is better, -inf where no item.
+    k is at most the catalogue size: asking for more returns every item, ranked."""
 
     ids: np.ndarray
     scores: np.ndarray
@@ -42,7 +43,7 @@ class SearchResults(NamedTuple):
         )
 
 
-def check_queries(queries: Sequence[str] | str, k: int) -> list[str]:
+def check_queries(queries: Sequence[str] | str, k: int, what: str = "query") -> list[str]:
     """Validate a batch of queries: a clear error for the empty and the enormous."""
     if isinstance(queries, str):
         raise GsidError("search takes a list of queries; wrap a single query in a list: [query]")
@@ -51,12 +52,12 @@ def check_queries(queries: Sequence[str] | str, k: int) -> list[str]:
     out = []
     for i, q in enumerate(queries):
         if not isinstance(q, str):
-            raise GsidError(f"query {i} is a {type(q).__name__}, expected a string")
+            raise GsidError(f"{what} {i} is a {type(q).__name__}, expected a string")
         if not q.strip():
-            raise GsidError(f"query {i} is empty; pass non-empty query text")
+            raise GsidError(f"{what} {i} is empty; pass non-empty text")
         if len(q) > MAX_QUERY_CHARS:
             raise GsidError(
-                f"query {i} has {len(q)} characters, more than the limit of {MAX_QUERY_CHARS}; "
+                f"{what} {i} has {len(q)} characters, more than the limit of {MAX_QUERY_CHARS}; "
                 f"a search query should be short: truncate it or search with its key phrase"
             )
         out.append(q)
@@ -87,7 +88,8 @@ class Retriever(ABC):
                 f"{type(self).__name__} is not indexed yet: call .index(dataset) or load one"
             )
         queries = check_queries(queries, k)
-        if not queries:
+        k = min(int(k), len(self.item_ids_))  # never wider than the catalogue
+        if not queries or k == 0:
             return SearchResults.empty(0, k)
         return self._search(queries, k, show_progress)
 
@@ -102,7 +104,7 @@ class Retriever(ABC):
     def save(self, path: str | os.PathLike) -> Path:
         if self.item_ids_ is None:
             raise NotFittedError(f"{type(self).__name__} has nothing to save: index it first")
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             np.save(tmp / "item_ids.npy", self.item_ids_.astype(str))
             self._save_state(tmp)
             write_manifest(

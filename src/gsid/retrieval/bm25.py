@@ -198,4 +198,22 @@ class BM25Retriever(Retriever):
             raise ValueError(
                 f"the index has {n_docs} items but item_ids.npy has {len(self.item_ids_)}"
             )
+        _check_postings(bm25.scores, n_docs)
         self._attach(bm25)
+
+
+def _check_postings(sc: dict, n_docs: int) -> None:
+    """Bounds-check the score matrix before scipy's native code reads it: a damaged index
+    must be an error, never an out-of-bounds read (a corrupted file crashed the process)."""
+    indptr, indices, data = (np.asarray(sc[k]) for k in ("indptr", "indices", "data"))
+    ok = (
+        indptr.ndim == indices.ndim == data.ndim == 1
+        and len(indptr) >= 1
+        and indptr[0] == 0
+        and indptr[-1] == len(indices) == len(data)
+        and bool((np.diff(indptr) >= 0).all())
+        and (len(indices) == 0 or (int(indices.min()) >= 0 and int(indices.max()) < n_docs))
+        and bool(np.isfinite(data).all())
+    )
+    if not ok:
+        raise ValueError("the BM25 score matrix is damaged (its index arrays are out of bounds)")

@@ -8,6 +8,7 @@ import inspect
 import json
 from typing import Any
 
+from gsid._options import check_types, type_hints
 from gsid.errors import GsidError
 from gsid.retrieval.base import Retriever
 
@@ -41,6 +42,7 @@ def make_retriever(name: str, options: dict[str, Any] | None = None, **shared: A
     if unknown:
         valid = sorted(p for p in params if p not in ("self", "args", "kwargs"))
         raise GsidError(f"method {name!r} has no option(s) {unknown}; its options are {valid}")
+    check_types(options, type_hints(cls), f"method {name!r}")
     for key, value in shared.items():
         if key in params and key not in options and value is not None:
             options[key] = value

@@ -562,7 +562,7 @@ class QueryToID:
 
         self._check()
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             state = {
                 k: v.detach().cpu().contiguous() for k, v in self.decoder_.state_dict().items()
             }

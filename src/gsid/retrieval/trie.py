@@ -291,7 +291,7 @@ class CodeTrie:
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             np.savez(tmp / "trie.npz", **{a: getattr(self, a).numpy() for a in _ARRAYS})
             write_manifest(
                 tmp,

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gsid._progress import progress_enabled
+from gsid._progress import progress_bar, progress_enabled, progress_mode
 from gsid.errors import GsidError
 
 DEFAULT_MODEL = "minilm"
@@ -90,13 +90,26 @@ class SentenceEncoder:
     def encode(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
-        X = self.model.encode(
-            list(texts),
-            batch_size=self.batch_size,
-            convert_to_numpy=True,
-            normalize_embeddings=True,
-            show_progress_bar=progress_enabled(show_progress),
-        )
+        texts = list(texts)
+        lines = progress_mode(show_progress) == "lines"
+        # not on a terminal: encode in tenths so that a log shows a line per 10%
+        step = max(self.batch_size, -(-len(texts) // 10)) if lines else len(texts)
+        bar = progress_bar(len(texts), "encoding texts", show_progress) if lines else None
+        parts = []
+        for start in range(0, len(texts), step):
+            chunk = texts[start : start + step]
+            parts.append(
+                self.model.encode(
+                    chunk,
+                    batch_size=self.batch_size,
+                    convert_to_numpy=True,
+                    normalize_embeddings=True,
+                    show_progress_bar=progress_enabled(show_progress),
+                )
+            )
+            if bar is not None:
+                bar.update(len(chunk))
+        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
         return np.ascontiguousarray(X, dtype=np.float32)
 
     def encode_cached(

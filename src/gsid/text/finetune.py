@@ -49,8 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from gsid._io import atomic_dir
-from gsid._progress import progress_enabled
+from gsid._io import atomic_dir, read_manifest, write_manifest
+from gsid._progress import progress_bar
 from gsid.errors import ArtifactError, GsidError, check_options
 from gsid.text.encoders import DEFAULT_MODEL, pick_device, resolve_model_path
 from gsid.text.normalize import normalize_text
@@ -58,6 +58,7 @@ from gsid.text.normalize import normalize_text
 logger = logging.getLogger(__name__)
 
 CONFIG_FILE = "finetune.json"
+KIND = "gsid-finetuned-encoder"
 TOWERS = ("shared", "separate", "frozen-items")
 FORMAT_VERSION = 1
 
@@ -177,6 +178,8 @@ class FineTunedEncoder:
     def load(cls, path: str | os.PathLike) -> FineTunedEncoder:
         path = Path(path)
         f = path / CONFIG_FILE
+        if (path / "manifest.json").is_file():
+            read_manifest(path, KIND, FORMAT_VERSION)  # checksums
         if not f.is_file():
             raise ArtifactError(
                 f"{path} is not a gsid fine-tuned encoder: {CONFIG_FILE} is missing; pass the "
@@ -374,7 +377,6 @@ def finetune_encoder(
     import torch
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
     from sentence_transformers.util import batch_to_device
-    from tqdm.auto import tqdm
     from transformers import get_linear_schedule_with_warmup
 
     config = config or FineTuneConfig()
@@ -471,9 +473,7 @@ def finetune_encoder(
     i_model.train()
     losses: list[float] = []
     t0 = time.time()
-    bar = tqdm(
-        total=total, desc="fine-tune", disable=not progress_enabled(show_progress), leave=False
-    )
+    bar = progress_bar(total=total, desc="fine-tune", show_progress=show_progress)
     for batches, groups in zip(epoch_batches, groups_of_epoch, strict=True):
         for batch in batches:
             qf = batch_to_device(q_model.preprocess([queries[i] for i in batch]), device)
@@ -536,7 +536,7 @@ def finetune_encoder(
         "loss_last": round(float(np.mean(losses[-20:])), 4) if losses else None,
     }
     out_dir = Path(out_dir)
-    with atomic_dir(out_dir) as tmp:
+    with atomic_dir(out_dir, KIND) as tmp:
         if config.towers == "shared":
             q_model.save(str(tmp / "model"), create_model_card=False, safe_serialization=True)
         else:
@@ -544,6 +544,7 @@ def finetune_encoder(
         if config.towers == "separate":
             i_model.save(str(tmp / "item"), create_model_card=False, safe_serialization=True)
         (tmp / CONFIG_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+        write_manifest(tmp, KIND, FORMAT_VERSION)  # kind + checksums of every file
     logger.info(
         "fine-tuned in %.0f s, loss %s -> %s", seconds, info["loss_first"], info["loss_last"]
     )

@@ -206,7 +206,7 @@ class StaticEncoder(nn.Module):
         from safetensors.torch import save_file
 
         path = Path(path)
-        with atomic_dir(path) as tmp:
+        with atomic_dir(path, KIND) as tmp:
             # float16 on disk halves the table (47 -> 23 MB for MiniLM's vocabulary); distill
             # already rounds the weights in memory, so a loaded encoder scores the same
             weights = self.bag.weight.detach().half().contiguous()
