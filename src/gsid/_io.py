@@ -71,6 +71,7 @@ def check_out(
     directory without a gsid manifest, the current directory or one above it, or a path that is
     (or contains) one of `inputs`. Also checks that the path can be written, before any work."""
     path = Path(path)
+    _clean_stale(path)
     resolved = path.resolve()
     cwd = Path.cwd().resolve()
     if resolved == cwd or resolved in cwd.parents:
@@ -155,7 +156,6 @@ def atomic_dir(
     `path` must pass `check_out(path, kind, force=force)`. If the block wrote a manifest.json,
     it is completed with the size and checksum of every file before the rename."""
     path = Path(path)
-    _clean_stale(path)
     check_out(path, kind, force=force)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))

@@ -705,7 +705,10 @@ def main(argv: list[str] | None = None) -> int:
     """Exit codes: 0 ok; 2 a user's mistake (one line on stderr, -v adds the traceback);
     1 an internal error; 130 interrupted; 141 output pipe closed; 143 terminated."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help, or a one-line usage error (exit 2)
+        return int(e.code or 0)
     level = logging.WARNING - 10 * min(args.verbose, 2)
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     if args.verbose < 2:  # bm25s sets its own logger to DEBUG when imported

@@ -283,6 +283,7 @@ class GSIDModel(nn.Module):
 
     @classmethod
     def load(cls, path: str | os.PathLike, device: str | None = None) -> GSIDModel:
+        from safetensors import SafetensorError
         from safetensors.torch import load_model
 
         path = Path(path)
@@ -298,7 +299,7 @@ class GSIDModel(nn.Module):
             bconf = json.loads((path / "backbone_config.json").read_text(encoding="utf-8"))
             model = cls.build(config, backbone_config=bconf, tokenizer_dir=str(path / "tokenizer"))
             load_model(model, str(path / "model.safetensors"), strict=True)
-        except (OSError, KeyError, ValueError, RuntimeError) as e:
+        except (OSError, KeyError, ValueError, RuntimeError, SafetensorError) as e:
             raise ArtifactError(
                 f"{path}: the GSID model cannot be restored ({type(e).__name__}: {e}); retrain it "
                 f"with train_gsid or restore the directory"

@@ -1,0 +1,38 @@
+"""The one provenance and output helper of every benchmark script: each result records the
+command, commit, date, machine and seed, and is written as JSON + Markdown side by side
+(atomically, so an interrupted run never leaves half a results file)."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+from pathlib import Path
+from typing import Any
+
+from gsid._io import atomic_write_text
+from gsid.eval.sysinfo import run_metadata
+
+
+def provenance(seed: int | None = None, command: str | None = None) -> dict[str, Any]:
+    """command (default: this process's command line), commit, date, machine and seed."""
+    meta = run_metadata(command or "python " + shlex.join(sys.argv))
+    git = meta["git"]
+    commit = (git.get("commit") or "unknown")[:12] + ("+dirty" if git.get("dirty") else "")
+    m = meta["machine"]
+    machine = (
+        f"{m.get('cpu')}, {m.get('usable_cores')} cores, {m.get('ram_gb')} GB, {m.get('platform')}"
+    )
+    return {"command": meta["command"], "commit": commit, "date": meta["date"],
+            "machine": machine, "seed": seed, "gsid_version": meta["gsid_version"]}  # fmt: skip
+
+
+def write_results(
+    json_path: str | Path, result: dict[str, Any], markdown: str
+) -> tuple[Path, Path]:
+    """Write `result` as JSON and `markdown` beside it (same stem, .md)."""
+    json_path = Path(json_path)
+    md_path = json_path.with_suffix(".md")
+    atomic_write_text(json_path, json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
+    return json_path, md_path
