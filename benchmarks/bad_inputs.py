@@ -46,6 +46,19 @@ def _write(rel: str, text: str):
     return lambda ws: (ws / rel).write_text(text, encoding="utf-8")
 
 
+SIGTERM = """import signal, subprocess, sys, time
+from pathlib import Path
+p = subprocess.Popen([sys.executable, '-m', 'gsid.cli', 'data', 'synth', '--items', '50000',
+                      '--out', 'ds'], stderr=subprocess.PIPE, text=True)
+while not list(Path().glob('.ds.tmp-*')) and p.poll() is None:
+    time.sleep(0.01)
+p.send_signal(signal.SIGTERM)
+p.communicate()
+left = list(Path().glob('.ds.*'))
+verdict = f'SILENT left {left[0].name}' if left else f'CLEAR exit {p.returncode}, nothing left'
+"""
+
+
 # (case, group, command: argv list or Python code, setup(ws) or None)
 CASES: list[tuple[str, str, list[str] | str, object]] = [
     ("data files --out a folder of the user's", "data loss", [*FILES, "--out", "mine"], None),
@@ -77,14 +90,15 @@ CASES: list[tuple[str, str, list[str] | str, object]] = [
     ("--set bm25.stem=maybe", "silent",
      ["bench", "--data", "ds", "--methods", "bm25", "--no-timing", "--set", "bm25.stem=maybe",
       "--out", "rep"], None),
-    ("ids assign --text ''", "silent", ["ids", "assign", "--model", "nowhere", "--text", ""],
+    ("ids assign --text ''", "silent", ["ids", "assign", "--model", "gsid/model", "--text", ""],
      None),
     ("ids assign --text of 100,000 characters", "silent",
-     ["ids", "assign", "--model", "nowhere", "--text", "a" * 100_000], None),
+     ["ids", "assign", "--model", "gsid/model", "--text", "a" * 100_000], None),
     ("search(k=10**6) on 300 items", "silent",
      "from gsid.data import Dataset; from gsid.retrieval.bm25 import BM25Retriever\n"
      "r = BM25Retriever().index(Dataset.load('ds')).search(['drill'], k=10**6)\n"
-     "print('CLEAR' if r.ids.shape == (1, 300) else f'SILENT shape {r.ids.shape}')", None),
+     "verdict = 'CLEAR capped at 300' if r.ids.shape == (1, 300) else f'SILENT shape {r.ids.shape}'",
+     None),
     ("a flipped byte in codes.npy", "integrity", LOAD.format(m="ids", c="SemanticIDs", p="ids"),
      lambda ws: _flip(ws, "ids/codes.npy")),
     ("a flipped byte in a BM25 matrix", "integrity",
@@ -95,6 +109,35 @@ CASES: list[tuple[str, str, list[str] | str, object]] = [
      lambda ws: _bad_postings(ws)),
     ("a flipped byte in a dataset table", "integrity",
      LOAD.format(m="data", c="Dataset", p="ds"), lambda ws: _flip(ws, "ds/items.parquet")),
+    ("a flipped byte in a faiss index", "integrity",
+     "from gsid.retrieval.base import load_retriever; load_retriever('dense')",
+     lambda ws: _flip(ws, "dense/faiss.index")),
+    ("a flipped byte in a GSID weight", "integrity",
+     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     lambda ws: _flip(ws, "gsid/model/model.safetensors")),
+    ("a truncated safetensors file", "traceback",
+     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     lambda ws: _truncate(ws, "gsid/model/model.safetensors")),
+    ("a deleted tokenizer folder", "traceback",
+     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     lambda ws: shutil.rmtree(ws / "gsid" / "model" / "tokenizer")),
+    ("gsid ... | head -1 (a long output)", "traceback",
+     ("sh", f"{sys.executable} -m gsid.cli ids assign --model gsid/model --data synthetic:20000"
+            " | head -1"), None),
+    ("SIGTERM during a write", "leak", SIGTERM, None),
+    ("a temporary left by kill -9", "leak",
+     "import subprocess, sys; from pathlib import Path\n"
+     "Path('.ds.tmp-4194305-x').mkdir()\n"
+     "subprocess.run([sys.executable, '-m', 'gsid.cli', 'data', 'synth', '--items', '100', '--out', 'ds'], check=True)\n"
+     "verdict = 'SILENT left' if list(Path().glob('.ds.*')) else 'CLEAR removed by the next write'", None),
+    ("mode of a new artifact directory", "leak",
+     "import os, stat; m = stat.S_IMODE(os.stat('ds').st_mode)\n"
+     "verdict = ('CLEAR' if m == 0o777 & ~0o022 else 'SILENT') + f' mode {m:o} under umask 022'", None),
+    ("progress when stderr is not a terminal", "leak",
+     "import os, subprocess, sys; env = {k: v for k, v in os.environ.items() if k != 'GSID_NO_PROGRESS'}\n"
+     "r = subprocess.run([sys.executable, '-m', 'gsid.cli', 'data', 'synth', '--items', '2000', '--out', 'p'], capture_output=True, text=True, env=env)\n"
+     "n = sum(line.startswith('gsid: ') for line in r.stderr.splitlines())\n"
+     "verdict = f'CLEAR {n} progress lines' if n else 'SILENT no progress lines'", None),
     ("a 0-byte --items file", "traceback",
      ["data", "files", "--items", "empty.csv", "--out", "new"], _write("empty.csv", "")),
     ("a directory as --items", "traceback", ["data", "files", "--items", "mine", "--out", "new"],
@@ -130,6 +173,11 @@ def _bad_postings(ws: Path) -> None:
     np.save(f, a)
 
 
+def _truncate(ws: Path, rel: str) -> None:
+    p = ws / rel
+    p.write_bytes(p.read_bytes()[: p.stat().st_size // 2])
+
+
 def _damage_header(ws: Path) -> None:
     p = ws / "ids" / "codes.npy"
     raw = bytearray(p.read_bytes())
@@ -150,7 +198,7 @@ except GsidError as e:
 except Exception as e:
     print('TRACEBACK', type(e).__name__, str(e).splitlines()[0][:160] if str(e) else ''); sys.exit(0)
 else:
-    print('SILENT')
+    print(globals().get('verdict', 'SILENT'))
 """
 
 
@@ -171,13 +219,21 @@ def _template(src: Path, work: Path) -> Path:
     (ws / "mine" / "notes.txt").write_text("my own work", encoding="utf-8")
     (ws / "afile").write_text("x", encoding="utf-8")
     code = (
+        "import sys; sys.path.insert(0, sys.argv[1])\n"
         "from gsid.data.synthetic import make_marketplace; from gsid.ids import build_ids\n"
         "from gsid.retrieval.bm25 import BM25Retriever\n"
+        "from gsid.retrieval.dense import DenseRetriever\n"
+        "from gsid.indexer.train import train_gsid\n"
+        "from indexer_fixtures import all_texts, save_tiny_t5, small, tiny_dataset\n"
         "ds = make_marketplace(n_items=300, seed=0); ds.save('ds')\n"
         "build_ids('random', None, ds.item_ids, levels=2, codebook_size=8).save('ids')\n"
         "BM25Retriever().index(ds).save('bm25')\n"
+        "DenseRetriever().index(ds).save('dense')\n"
+        "tiny = tiny_dataset(); t5 = save_tiny_t5('/tmp/gsid-bad-inputs-t5', all_texts(tiny))\n"
+        "train_gsid(tiny, small(t5, epochs_per_level=1), 'gsid', show_progress=False)\n"
     )
-    subprocess.run([sys.executable, "-c", code], cwd=ws, env=_env(src), check=True)
+    tests = Path(__file__).resolve().parent.parent / "tests"
+    subprocess.run([sys.executable, "-c", code, str(tests)], cwd=ws, env=_env(src), check=True)
     return ws
 
 
@@ -195,6 +251,8 @@ def classify(src: Path, template: Path, work: Path, command, setup) -> tuple[str
     if isinstance(command, str):
         body = "\n".join("    " + line for line in command.splitlines())
         argv = [sys.executable, "-c", PY_WRAP.format(body=body)]
+    elif isinstance(command, tuple):
+        argv = ["bash", "-c", command[1]]
     else:
         argv = [sys.executable, "-m", "gsid.cli", *command]
     r = subprocess.run(argv, cwd=ws, env=_env(src), capture_output=True, text=True, timeout=600)
@@ -207,6 +265,10 @@ def classify(src: Path, template: Path, work: Path, command, setup) -> tuple[str
             return "CRASH", f"signal / rc {r.returncode}"
         word, _, detail = out.partition(" ")
         return word, detail
+    if isinstance(command, tuple):  # a pipeline: quiet and successful is right
+        if err:
+            return ("TRACEBACK" if any("Traceback" in e for e in err) else "UNCLEAR"), err[-1][:160]
+        return "CLEAR", "first line printed, nothing on stderr"
     if lost:
         return "DATA LOSS", f"changed or removed: {', '.join(lost[:3])}"
     if r.returncode == 0:
@@ -236,7 +298,10 @@ def main() -> None:
             outcome, detail = classify(src, template, work, command, setup)
             rows[name] = {"group": group, "outcome": outcome, "detail": detail}
             print(f"{outcome:10s} {name}: {detail}", flush=True)
-    columns[args.label] = {"src": str(args.src), "rows": rows, **provenance(seed=None)}
+    tested = subprocess.run(["git", "-C", str(src), "rev-parse", "--short=12", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()  # fmt: skip
+    columns[args.label] = {"src": str(args.src), "tested_commit": tested, "rows": rows,
+                           **provenance(seed=None)}  # fmt: skip
     result = {"study": "bad inputs", "columns": columns}
     write_results(out, result, _markdown(columns))
 
@@ -247,8 +312,8 @@ def _markdown(columns: dict) -> str:
     for label in labels:
         c = columns[label]
         lines.append(
-            f"- **{label}**: `{c['command']}` at commit `{c['commit']}`, {c['date']}, "
-            f"{c['machine']}"
+            f"- **{label}**: gsid at commit `{c['tested_commit']}`, run by `{c['command']}` "
+            f"(script at `{c['commit']}`), {c['date']}, {c['machine']}"
         )
     lines += ["", "| case | group | " + " | ".join(labels) + " |",
               "|---|---|" + "---|" * len(labels)]  # fmt: skip

@@ -91,6 +91,40 @@ def test_same_seed_same_codes_and_resume(tmp_path, ds, t5_dir):
     assert np.array_equal(a.codes, c.codes)
 
 
+def test_training_killed_at_a_checkpoint_resumes_to_the_same_codes(tmp_path, ds, t5_dir):
+    """A real interruption: `kill -9` of a training process once it has checkpointed; the rerun
+    resumes from the checkpoint and ends with the codes of an uninterrupted run."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cfg = small(t5_dir, epochs_per_level=12, checkpoint_every=4)
+    _, reference = train_gsid(ds, cfg, tmp_path / "ref", show_progress=False)
+    ds.save(tmp_path / "data")
+    sets = [f"{k}={json.dumps(v)}" for k, v in cfg.to_dict().items()]
+    run = tmp_path / "run"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "gsid.indexer.train", "--data", str(tmp_path / "data"),
+         "--out", str(run), "--set", *sets],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )  # fmt: skip
+    deadline = time.time() + 120
+    while not (run / "checkpoint" / "trainer.pt").is_file() and time.time() < deadline:
+        assert p.poll() is None, "training ended before its first checkpoint"
+        time.sleep(0.01)
+    p.send_signal(signal.SIGKILL)
+    p.wait()
+    assert not (run / "model").exists(), "the run finished before it was killed"
+    state = __import__("torch").load(run / "checkpoint" / "trainer.pt", weights_only=False)
+    assert state["batch"] > 0  # interrupted mid-way, not at a level boundary
+    _, resumed = train_gsid(ds, cfg, run, show_progress=False)
+    assert np.array_equal(reference.codes, resumed.codes)
+    assert not (run / "checkpoint").exists()
+
+
 def test_ablation_switches_run(tmp_path, ds, t5_dir):
     cfg = small(
         t5_dir,

@@ -108,7 +108,7 @@ def _check_writable_dir(path: str) -> None:
         raise OutputError(f"{p} is a file; pass a directory for the reports")
     if p.is_dir() and not os.access(p, os.W_OK | os.X_OK):
         raise OutputError(f"{p} is not writable; choose another --out")
-    check_writable(p / "x")
+    check_writable(p)
 
 
 # ---------------------------------------------------------------- data
