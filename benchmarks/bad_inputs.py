@@ -33,6 +33,11 @@ LOG = "query,item_id\ndrill,i1\nhose,i2\n"
 FILES = ["data", "files", "--items", "items.csv", "--log", "log.csv"]
 RQ = ["ids", "build", "--data", "ds", "--method", "rq"]
 LOAD = "from gsid.{m} import {c}; {c}.load({p!r})"
+LOAD_GSID = (
+    "try:\n    from gsid.models.model import GSIDModel\n"
+    "except ImportError:\n    from gsid.indexer.model import GSIDModel\n"
+    "GSIDModel.load('gsid/model')"
+)
 
 
 def _flip(ws: Path, rel: str) -> None:
@@ -113,13 +118,13 @@ CASES: list[tuple[str, str, list[str] | str, object]] = [
      "from gsid.retrieval.base import load_retriever; load_retriever('dense')",
      lambda ws: _flip(ws, "dense/faiss.index")),
     ("a flipped byte in a GSID weight", "integrity",
-     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     LOAD_GSID,
      lambda ws: _flip(ws, "gsid/model/model.safetensors")),
     ("a truncated safetensors file", "traceback",
-     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     LOAD_GSID,
      lambda ws: _truncate(ws, "gsid/model/model.safetensors")),
     ("a deleted tokenizer folder", "traceback",
-     LOAD.format(m="indexer.model", c="GSIDModel", p="gsid/model"),
+     LOAD_GSID,
      lambda ws: shutil.rmtree(ws / "gsid" / "model" / "tokenizer")),
     ("gsid ... | head -1 (a long output)", "traceback",
      ("sh", f"{sys.executable} -m gsid.cli ids assign --model gsid/model --data synthetic:20000"
@@ -223,8 +228,11 @@ def _template(src: Path, work: Path) -> Path:
         "from gsid.data.synthetic import make_marketplace; from gsid.ids import build_ids\n"
         "from gsid.retrieval.bm25 import BM25Retriever\n"
         "from gsid.retrieval.dense import DenseRetriever\n"
-        "from gsid.indexer.train import train_gsid\n"
-        "from indexer_fixtures import all_texts, save_tiny_t5, small, tiny_dataset\n"
+        "try:\n    from gsid.models.train import train_gsid\n"
+        "    from model_fixtures import all_texts, save_tiny_t5, small, tiny_dataset\n"
+        "except ImportError:  # a checkout from before gsid.indexer became gsid.models\n"
+        "    from gsid.indexer.train import train_gsid\n"
+        "    from indexer_fixtures import all_texts, save_tiny_t5, small, tiny_dataset\n"
         "ds = make_marketplace(n_items=300, seed=0); ds.save('ds')\n"
         "build_ids('random', None, ds.item_ids, levels=2, codebook_size=8).save('ids')\n"
         "BM25Retriever().index(ds).save('bm25')\n"
@@ -232,7 +240,7 @@ def _template(src: Path, work: Path) -> Path:
         "tiny = tiny_dataset(); t5 = save_tiny_t5('/tmp/gsid-bad-inputs-t5', all_texts(tiny))\n"
         "train_gsid(tiny, small(t5, epochs_per_level=1), 'gsid', show_progress=False)\n"
     )
-    tests = Path(__file__).resolve().parent.parent / "tests"
+    tests = src.parent / "tests"  # the tested checkout's own fixtures
     subprocess.run([sys.executable, "-c", code, str(tests)], cwd=ws, env=_env(src), check=True)
     return ws
 

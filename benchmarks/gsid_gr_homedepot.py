@@ -73,10 +73,10 @@ def main() -> int:
     from gsid.data.importers import import_dataset
     from gsid.eval.bench import run_bench
     from gsid.eval.report import format_table, write_report
-    from gsid.indexer.generative import GSIDGenerativeRetriever
     from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.dense import DenseRetriever
     from gsid.retrieval.fusion import HybridRetriever
+    from gsid.retrieval.gsid_generative import GSIDGenerativeRetriever
     from gsid.retrieval.pq import PQVectors
 
     if not Path(args.data).is_dir():

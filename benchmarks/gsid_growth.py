@@ -3,7 +3,7 @@
     python benchmarks/gsid_growth.py                      # synthetic marketplace, 2,000 items
     python benchmarks/gsid_growth.py --data homedepot     # Home Depot, reduced budget
 
-10% of the items are held out (gsid.indexer.growth.grow_split: they have no search log yet) and
+10% of the items are held out (gsid.models.growth.grow_split: they have no search log yet) and
 model A is trained on the other 90%. Then, on the full catalogue:
   (a) assign     A assigns codes to the new items, no training (old items keep theirs);
   (b) fine-tune  A trained further for a short budget (every step again, from its weights and
@@ -30,10 +30,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from gsid.indexer.assign import encode, evaluate_gsid, pad_ranking, representation, top_k
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.growth import code_stability, fine_tune_gsid, grow_split
-from gsid.indexer.train import pooled_features, train_gsid
+from gsid.models.assign import encode
+from gsid.models.config import GSIDConfig
+from gsid.models.growth import code_stability, fine_tune_gsid, grow_split
+from gsid.models.train import pooled_features, train_gsid
 
 log = logging.getLogger("gsid_growth")
 
@@ -84,38 +84,10 @@ VARIANTS = (
 )
 
 
-def share_embeddings() -> None:
-    """Let every list of texts reuse the vectors of texts already encoded in this process.
-
-    The embedding cache is keyed by the whole list of texts, and the 90% catalogue, its query
-    list and the grown one are all different lists of mostly the same texts: without this, Home
-    Depot would be encoded again (minutes) for each. Encoding a text does not depend on its
-    batch-mates (up to float rounding of padded batches), so vectors can be shared by text."""
-    from gsid.text.encoders import SentenceEncoder
-
-    original = SentenceEncoder.encode_cached
-    memo: dict[tuple[str, str], np.ndarray] = {}
-
-    def encode_cached(self, texts, cache_dir, show_progress=None):
-        ident, texts = self.identity(), list(texts)
-        missing = list(dict.fromkeys(t for t in texts if (ident, t) not in memo))
-        if not texts or missing:
-            # a list seen for the first time may be in the disk cache whole; else only the
-            # texts not met yet are encoded (and cached under their own key)
-            todo = texts if len(missing) == len(set(texts)) else missing
-            X = original(self, todo, cache_dir, show_progress)
-            memo.update(((ident, t), x) for t, x in zip(todo, X, strict=True))
-            if not texts:
-                return X
-        return np.stack([memo[(ident, t)] for t in texts])
-
-    SentenceEncoder.encode_cached = encode_cached
-
-
 def prewarm(cfg: GSIDConfig, datasets, cache: str, seeds) -> None:
     """Encode the item texts, training queries (with pseudo-queries) and dev queries of every
     dataset with the frozen encoder GSID reads (same identity as train.pooled_features)."""
-    from gsid.indexer.sampling import TrainData
+    from gsid.models.sampling import TrainData
     from gsid.text.encoders import DEFAULT_MODEL, SentenceEncoder
 
     enc = SentenceEncoder(
@@ -139,29 +111,19 @@ def load(args):
     return import_dataset("homedepot", args.data_path)
 
 
-def evaluate(model, full, feats: dict, new_items: set[str], check: bool = False) -> dict:
-    """Dev q2i on the full catalogue, computed as evaluate_gsid does (same functions, one
-    encoding pass, no i2i), plus the recall of the new relevant items alone over the dev queries
-    that have one (are the new products found?). `check`: also run evaluate_gsid and require
-    the same numbers (cheap on small catalogues)."""
+def evaluate(model, full, new_items: set[str], cache: str) -> dict:
+    """Dev q2i on the full catalogue and query-item code agreement, from the one harness
+    (run_bench), plus the recall of the new relevant items alone over the dev queries that have
+    one (are the new products found?)."""
+    from gsid.eval import run_bench
     from gsid.eval.metrics import evaluate as metrics
-    from gsid.indexer.assign import code_accuracy
+    from gsid.retrieval.gsid import GSIDRetriever
 
-    icodes, ireps = encode(model, full.item_texts(), feats["items"])
-    qcodes, qreps = encode(model, feats["query_texts"], feats["queries"])
-    rows, _ = top_k(representation(qreps), representation(ireps), 100)
-    ranked = pad_ranking(full.item_ids[rows], 100)
-    qids = feats["query_ids"]
+    gsid = GSIDRetriever.from_model(model, cache_dir=cache)
+    res = run_bench(full, {"gsid": gsid}, split="dev", timing=False)
+    m, qids = res.methods["gsid"], res.query_ids
+    q2i, ranked = m.metrics, m.results.ids
     expected = full.expected("dev")
-    q2i = metrics(ranked, qids, expected, full.buckets(), (1, 10, 100))
-    row_of = {iid: n for n, iid in enumerate(full.item_ids)}
-    pairs = [(a, row_of[i]) for a, q in enumerate(qids) for i in expected[q]]
-    acc = code_accuracy(qcodes, icodes, pairs)
-    if check:
-        ev = evaluate_gsid(
-            model, full, "dev", item_features=feats["items"], query_features=feats["queries"]
-        )
-        assert ev["q2i"] == q2i and ev["code_accuracy"] == acc, "evaluation differs"
     new_expected = {q: items & new_items for q, items in expected.items()}
     keep = [n for n, q in enumerate(qids) if new_expected.get(q)]
     new = {"R@10": float("nan")}
@@ -173,7 +135,7 @@ def evaluate(model, full, feats: dict, new_items: set[str], check: bool = False)
         "R@10": q2i["overall"]["R@10"],
         "MRR@100": q2i["overall"]["MRR@100"],
         "tail_R@10": q2i["tail"]["R@10"],
-        "code_accuracy": acc,
+        "code_accuracy": m.extra["code_accuracy"],
         "n_queries": len(qids),
         "new_items_R@10": new["R@10"],
         "new_items_n_queries": len(keep),
@@ -229,7 +191,6 @@ def main() -> None:
     from gsid.eval.sysinfo import run_metadata
 
     meta = run_metadata("python " + shlex.join(sys.argv))
-    share_embeddings()
     setup = SETUPS[args.data]
     extra = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     cfg = GSIDConfig(
@@ -269,7 +230,7 @@ def main() -> None:
     t = time.time()
     reused = args.reuse_a and (run / "A" / "model" / "manifest.json").is_file()
     if reused:
-        from gsid.indexer.model import GSIDModel
+        from gsid.models.model import GSIDModel
 
         model_a = GSIDModel.load(run / "A" / "model")
         if model_a.config.to_dict() != {**cfg.to_dict(), "device": model_a.config.device}:
@@ -278,14 +239,7 @@ def main() -> None:
     else:
         model_a, _ = train_gsid(old, cfg, run / "A", show_progress=False, cache_dir=args.cache)
         train_a = round(time.time() - t, 1)
-    qs = full.split_queries("dev")
-    qs = qs[qs["query_id"].isin(full.expected("dev"))]
-    feats = {
-        "items": pooled_features(model_a, full.item_texts(), args.cache).numpy(),
-        "query_texts": qs["query"].tolist(),
-        "query_ids": qs["query_id"].tolist(),
-    }
-    feats["queries"] = pooled_features(model_a, feats["query_texts"], args.cache).numpy()
+    item_features = pooled_features(model_a, full.item_texts(), args.cache).numpy()
     # (N_old, L) A's codes of the old items, as its SemanticIDs hold them (frozen step by step
     # in training); old rows keep the full catalogue's order
     if reused:
@@ -297,12 +251,11 @@ def main() -> None:
         old_codes = np.stack([ids_a.codes[ids_a.index_of(i)][:L] for i in old_items])
     else:
         old_codes = model_a.item_codes_
-    small = len(full.items) <= 10_000
 
     def record(name: str, model, codes, seconds: float, what: str, ids=None) -> None:
         ids = full.item_ids if ids is None else ids
         stab = code_stability(old_codes, codes, ids, old_item_ids=old.item_ids)
-        ev = evaluate(model, full, feats, new_items, check=small and name == "a_assign")
+        ev = evaluate(model, full, new_items, args.cache)
         rows[name] = {
             "what": what,
             "seconds": round(seconds, 1),
@@ -315,7 +268,7 @@ def main() -> None:
 
     # (a) assign only: old items keep their IDs, A encodes the new items
     t = time.time()
-    new_codes = encode(model_a, [], feats["items"][is_new])[0]
+    new_codes = encode(model_a, [], item_features[is_new])[0]
     t_assign = time.time() - t
     codes_a = np.empty((len(is_new), old_codes.shape[1]), np.int32)
     codes_a[~is_new], codes_a[is_new] = old_codes, new_codes

@@ -5,7 +5,7 @@
 CPU-sized defaults: the encoder is frozen and read once through the shared embedding cache
 (pooled memory), so the code steps only move the 1-layer code decoder and the codebooks. The
 encoder is the packaged MiniLM, or (--align-epochs N) MiniLM aligned on the train pairs first
-(step 0, see gsid.indexer.align), or any encoder directory (--encoder). Pass --trainable-encoder
+(step 0, see gsid.models.align), or any encoder directory (--encoder). Pass --trainable-encoder
 to train the encoder in every code step as the paper does (needs a GPU at this scale).
 """
 
@@ -25,17 +25,48 @@ import numpy as np
 import torch
 
 from gsid.data.importers import import_dataset
-from gsid.indexer.assign import evaluate_gsid
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.train import pooled_features, train_gsid
+from gsid.eval import run_bench
+from gsid.models.config import GSIDConfig
+from gsid.models.train import train_gsid
+from gsid.retrieval.dense import DenseRetriever
+from gsid.retrieval.gsid import GSIDRetriever
 
 
-def minilm_baseline(ds, item_x: np.ndarray, query_x: np.ndarray, qids: list[str]) -> dict:
-    """q2i of the (frozen) encoder embeddings GSID's code steps start from: the packaged MiniLM,
-    or the aligned encoder of step 0 (cosine, exact top-100)."""
-    from gsid.indexer.assign import q2i_eval
-
-    return q2i_eval(query_x, item_x, ds, qids, "dev")
+def gsid_eval(model, ds, cache: str, frozen_encoder: str | None) -> dict:
+    """Every GSID number from the one harness (run_bench): q2i of three read-outs of the
+    decoder states with the items under the codes frozen in training, code agreement, i2i; the
+    same with items decoded greedily by the final model; and, when the encoder is frozen, the
+    encoder itself as a dense retriever (the embeddings GSID's code steps start from)."""
+    trained = {"codes": "trained", "cache_dir": cache}
+    methods = {
+        "concat": GSIDRetriever.from_model(model, **trained),
+        "first": GSIDRetriever.from_model(model, representation="first", **trained),
+        "last": GSIDRetriever.from_model(model, representation="last", **trained),
+        "greedy_items": GSIDRetriever.from_model(model, cache_dir=cache),
+    }
+    if frozen_encoder is not None:
+        cfg = model.config  # the encoder read as GSID reads it
+        methods["encoder"] = DenseRetriever(
+            model=frozen_encoder,
+            cache_dir=cache,
+            batch_size=cfg.encode_batch_size,
+            max_seq_length=cfg.max_seq_length,
+        )
+    res = run_bench(ds, methods, split="dev", timing=False, i2i=True).methods
+    c = res["concat"]
+    report = {
+        "q2i": c.metrics,
+        "q2i_first": res["first"].metrics,
+        "q2i_last": res["last"].metrics,
+        **c.extra,
+        "n_queries": c.metrics["overall"]["n"],
+        "representation": "concat",
+        "greedy_items": {
+            "q2i": res["greedy_items"].metrics["overall"],
+            "code_accuracy": res["greedy_items"].extra["code_accuracy"],
+        },
+    }
+    return report, (res["encoder"].metrics if "encoder" in res else None)
 
 
 def main() -> None:
@@ -101,30 +132,11 @@ def main() -> None:
     model, ids = train_gsid(ds, cfg, args.run_dir, show_progress=False, cache_dir=args.cache)
     t_train = time.time() - t0
     t1 = time.time()
-    item_x = query_x = None
-    if cfg.cached_features:
-        item_x = pooled_features(model, ds.item_texts(), args.cache).numpy()
-        qs = ds.split_queries("dev")
-        qs = qs[qs["query_id"].isin(ds.expected("dev"))]
-        query_x = pooled_features(model, qs["query"].tolist(), args.cache).numpy()
     # items keep the codes frozen in training (the artifact); queries are decoded greedily
-    report = evaluate_gsid(
-        model,
-        ds,
-        "dev",
-        rep="concat",
-        item_codes=model.item_codes_,
-        item_features=item_x,
-        query_features=query_x,
-        other_reps=("first", "last"),
+    frozen = getattr(model, "encoder_source_", None) or (
+        (cfg.model_path or "minilm") if cfg.cached_features and cfg.align_encoder is None else None
     )
-    greedy = evaluate_gsid(  # the same with items decoded greedily by the final model
-        model, ds, "dev", rep="concat", item_features=item_x, query_features=query_x
-    )
-    report["greedy_items"] = {
-        "q2i": greedy["q2i"]["overall"],
-        "code_accuracy": greedy["code_accuracy"],
-    }
+    report, baseline = gsid_eval(model, ds, args.cache, frozen)
     t_eval = time.time() - t1
     codes = model.item_codes_
     result = {
@@ -139,11 +151,7 @@ def main() -> None:
             "collisions": ids.provenance.get("collisions"),
         },
         "eval": report,
-        "baseline_frozen_minilm_q2i": (
-            minilm_baseline(ds, item_x, query_x, qs["query_id"].tolist())
-            if item_x is not None
-            else None
-        ),
+        "baseline_frozen_minilm_q2i": baseline,
         "n_distinct_full_codes": int(len(np.unique(codes, axis=0))),
         "wall_s": {"train_incl_features": round(t_train, 1), "eval": round(t_eval, 1)},
         "command": "python benchmarks/gsid_homedepot.py " + shlex.join(sys.argv[1:]),

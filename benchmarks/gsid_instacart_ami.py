@@ -9,12 +9,12 @@ Methods, all of the same shape (instacart 4 x 128, synthetic 3 x 32 by default):
   read once through the shared embedding cache, pooled memory, 1-layer code decoder,
   memory_skip=True). Instacart has no query log: every item is trained on
   `--pseudo` pseudo-queries, 2-4 consecutive words cut from its own title
-  (gsid.indexer.sampling.pseudo_query); the synthetic marketplace has a log, and only its items
+  (gsid.models.sampling.pseudo_query); the synthetic marketplace has a log, and only its items
   without a logged query get pseudo-queries.
 - hkmeans: hierarchical k-means (DSI style) of the same zero-shot MiniLM embeddings.
 - rq: residual k-means of the same embeddings.
 - random: uniform random codes (the floor).
-AMI: gsid.indexer.assign.ami_with_categories (sklearn adjusted_mutual_info_score) between the
+AMI: gsid.models.assign.ami_with_categories (sklearn adjusted_mutual_info_score) between the
 code prefix of length p (raw codes, before collision suffixes) and category level 1 and the
 deepest level. Instacart's department "missing" (1,258 products) is scored both ways: kept as
 one class (all items) and left out of the scoring (IDs still built on the full catalogue).
@@ -39,10 +39,10 @@ import torch
 from gsid._io import atomic_write_text
 from gsid.eval.sysinfo import run_metadata
 from gsid.ids import build_ids
-from gsid.indexer.assign import ami_with_categories
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.sampling import TrainData
-from gsid.indexer.train import train_gsid
+from gsid.models.assign import ami_with_categories
+from gsid.models.config import GSIDConfig
+from gsid.models.sampling import TrainData
+from gsid.models.train import train_gsid
 from gsid.text.encoders import SentenceEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -240,7 +240,7 @@ def to_markdown(res: dict[str, Any]) -> str:
         f"{m.get('ram_gb')} GB RAM; torch {m.get('torch')}, {res['settings']['threads']} thread",
         "- AMI = sklearn adjusted_mutual_info_score between the items' code prefix of length p "
         "(raw codes, no collision suffix) and a category level "
-        "(gsid.indexer.assign.ami_with_categories).",
+        "(gsid.models.assign.ami_with_categories).",
         "- Embeddings for every method: zero-shot packaged MiniLM (all-MiniLM-L6-v2), "
         "max_seq_length 64. GSID: frozen MiniLM pooled memory, 1-layer code decoder, "
         "memory_skip=True, EMA codebooks, multi-query sampling, prefix-grouped batches.",

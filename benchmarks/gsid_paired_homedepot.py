@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def per_query(Q: np.ndarray, X: np.ndarray, item_ids: np.ndarray, expected: list[set]) -> dict:
     """Per-query R@1/10/100 and RR@100 of exact top-100 inner-product retrieval."""
     from gsid.eval.metrics import hit_matrix, recall_per_query, reciprocal_rank_per_query
-    from gsid.indexer.assign import top_k
+    from gsid.models.assign import top_k
 
     rows, _ = top_k(Q, X, 100)
     hits = hit_matrix(item_ids[rows], expected)
@@ -64,9 +64,9 @@ def main() -> int:
     import torch
 
     from gsid.data.importers import import_dataset
-    from gsid.indexer.assign import encode, representation
-    from gsid.indexer.model import GSIDModel
-    from gsid.indexer.train import pooled_features
+    from gsid.models.assign import encode, representation
+    from gsid.models.model import GSIDModel
+    from gsid.models.train import pooled_features
 
     torch.set_num_threads(1)
     if not Path(args.data).is_dir() or not Path(args.model_dir).is_dir():

@@ -18,20 +18,14 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from gsid_homedepot import gsid_eval
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score
 
 from gsid.data.synthetic import make_marketplace
-from gsid.indexer.assign import ami_with_categories, evaluate_gsid
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.train import pooled_features, train_gsid
-
-
-def minilm_baseline(ds, item_x: np.ndarray, query_x: np.ndarray, qids: list[str]) -> dict:
-    """q2i of the frozen MiniLM embeddings GSID starts from (cosine, exact top-100)."""
-    from gsid.indexer.assign import q2i_eval
-
-    return q2i_eval(query_x, item_x, ds, qids, "dev")
+from gsid.models.assign import ami_with_categories
+from gsid.models.config import GSIDConfig
+from gsid.models.train import pooled_features, train_gsid
 
 
 def main() -> None:
@@ -76,10 +70,7 @@ def main() -> None:
     model, ids = train_gsid(ds, cfg, args.run_dir, show_progress=False, cache_dir=args.cache)
     wall = time.time() - t0
     item_x = pooled_features(model, ds.item_texts(), args.cache).numpy()
-    qs = ds.split_queries("dev")
-    qs = qs[qs["query_id"].isin(ds.expected("dev"))]
-    query_x = pooled_features(model, qs["query"].tolist(), args.cache).numpy()
-    ev = evaluate_gsid(model, ds, "dev", item_features=item_x, query_features=query_x)
+    ev, baseline_q2i = gsid_eval(model, ds, args.cache, "minilm")
     codes = model.item_codes_
     ami = ami_with_categories(codes, ds)
     levels = ds.category_levels()
@@ -99,7 +90,7 @@ def main() -> None:
         "baseline_kmeans_ami": baseline,
         "levels": model.level_summary_,
         "eval_dev": {k: ev[k] for k in ("q2i", "code_accuracy", "n_queries")},
-        "baseline_frozen_minilm_q2i": minilm_baseline(ds, item_x, query_x, qs["query_id"].tolist()),
+        "baseline_frozen_minilm_q2i": baseline_q2i,
         "collisions": ids.provenance.get("collisions"),
         "wall_s": round(wall, 1),
         "torch_threads": torch.get_num_threads(),

@@ -21,7 +21,7 @@ counts the pairs that agree on the whole ID.
 GSID rows: read from GSID result JSONs (--gsid-json, eval.code_accuracy, as written by
 benchmarks/gsid_homedepot.py: l1/l2) and, optionally, recomputed for l1..lL from saved GSID run
 directories (--gsid-run DIR with DIR/model): greedy codes of items and dev queries, as
-gsid.indexer.assign.evaluate_gsid computes them.
+gsid.models.assign.evaluate_gsid computes them.
 
 Writes benchmarks/results/gsid_table3.{json,md} (command, machine, date).
 """
@@ -40,9 +40,9 @@ import numpy as np
 import torch
 
 from gsid._io import atomic_write_text
+from gsid.eval.metrics import code_accuracy
 from gsid.eval.sysinfo import run_metadata
 from gsid.ids.hkmeans import HierarchicalKMeans
-from gsid.indexer.assign import code_accuracy
 from gsid.text.encoders import SentenceEncoder
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def prefix_stats(codes: np.ndarray) -> dict[str, Any]:
 def dense_recall(ds, X: np.ndarray, Q: np.ndarray, qids: list[str]) -> dict:
     """Context only: cosine retrieval of the same embeddings (exact top-100)."""
     from gsid.eval.metrics import evaluate
-    from gsid.indexer.assign import pad_ranking, top_k
+    from gsid.models.assign import pad_ranking, top_k
 
     rows, _ = top_k(Q, X, 100)
     res = evaluate(pad_ranking(ds.item_ids[rows], 100), qids, ds.expected("dev"), None, (10, 100))
@@ -162,9 +162,9 @@ def gsid_json_row(path: str) -> dict[str, Any]:
 
 def gsid_run_row(run_dir: str, ds, qtexts, pairs, args: argparse.Namespace) -> dict[str, Any]:
     """l1..lL of a saved GSID model: greedy codes of the items and the dev queries."""
-    from gsid.indexer.assign import encode
-    from gsid.indexer.model import GSIDModel
-    from gsid.indexer.train import pooled_features
+    from gsid.models.assign import encode
+    from gsid.models.model import GSIDModel
+    from gsid.models.train import pooled_features
 
     model = GSIDModel.load(Path(run_dir) / "model", device="cpu")
     cfg = model.config

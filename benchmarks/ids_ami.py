@@ -4,7 +4,7 @@ For each catalogue, item titles are embedded with the packaged MiniLM (all-MiniL
 into 4 x 128 semantic IDs by residual k-means ("rq"), RQ-VAE ("rqvae") and hierarchical k-means
 ("hkmeans"), with uniform random codes ("random") as the floor, and every code prefix length
 (1..L) is scored against every category level: AMI (sklearn adjusted_mutual_info_score), purity
-and coverage (gsid.eval.product_metrics; coverage: groups >= 5 items and >= 80% one category).
+and coverage (gsid.ids.product_metrics; coverage: groups >= 5 items and >= 80% one category).
 
 Data (read in place, never copied):
 - bestbuy: ../shared/data/bestbuy_mobile, title = `name`, categories = category_path_names
@@ -35,10 +35,10 @@ import pandas as pd
 
 from gsid._io import atomic_write_text
 from gsid.data.importers import import_dataset
-from gsid.eval.product_metrics import product_understanding
 from gsid.eval.sysinfo import run_metadata
 from gsid.ids import build_ids
 from gsid.ids.diagnostics import diagnose
+from gsid.ids.product_metrics import product_understanding
 from gsid.text.encoders import SentenceEncoder
 
 ROOT = Path(__file__).resolve().parents[1]

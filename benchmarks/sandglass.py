@@ -32,11 +32,11 @@ import pandas as pd
 
 from gsid._io import atomic_write_text
 from gsid.data.importers import import_dataset
-from gsid.eval.product_metrics import product_understanding
 from gsid.eval.sysinfo import run_metadata
 from gsid.ids import SemanticIDs, build_ids
 from gsid.ids.diagnostics import diagnose
 from gsid.ids.plots import plot_code_distribution, plot_code_tree
+from gsid.ids.product_metrics import product_understanding
 from gsid.ids.sandglass import adaptive_variable_length, drop_routing_level, token_table
 from gsid.text.encoders import SentenceEncoder
 

@@ -226,10 +226,10 @@ def _artifacts(root: Path) -> dict[str, tuple[Path, object]]:
 def saved(tmp_path_factory) -> dict[str, tuple[Path, object]]:
     """Small artifacts of every kind, built once: dataset, IDs, BM25, a dense retriever with
     its own (fine-tuned) encoder weights and faiss index, and a GSID model."""
-    from indexer_fixtures import all_texts, save_tiny_t5, small, tiny_dataset
+    from model_fixtures import all_texts, save_tiny_t5, small, tiny_dataset
 
-    from gsid.indexer.model import GSIDModel
-    from gsid.indexer.train import train_gsid
+    from gsid.models.model import GSIDModel
+    from gsid.models.train import train_gsid
     from gsid.retrieval.base import load_retriever
     from gsid.retrieval.dense import DenseRetriever
     from gsid.text.finetune import FineTuneConfig, finetune_encoder
@@ -309,7 +309,7 @@ def test_checks_beneath_the_checksums(tmp_path, monkeypatch):
 
 
 def test_gsid_model_damage(saved, tmp_path, monkeypatch):
-    from gsid.indexer.model import GSIDModel
+    from gsid.models.model import GSIDModel
 
     model_dir = tmp_path / "m"
     shutil.copytree(saved["gsid-model"][0], model_dir)

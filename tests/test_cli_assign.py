@@ -7,14 +7,14 @@ import json
 
 import numpy as np
 import pytest
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.cli import main
 from gsid.ids.semantic_ids import SemanticIDs
-from gsid.indexer.assign import assign
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.growth import grow_split
-from gsid.indexer.train import train_gsid
+from gsid.models.assign import assign
+from gsid.models.config import GSIDConfig
+from gsid.models.growth import grow_split
+from gsid.models.train import train_gsid
 
 
 @pytest.fixture(scope="module")

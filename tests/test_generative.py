@@ -10,7 +10,7 @@ from gsid.errors import GsidError, NotFittedError
 from gsid.ids.semantic_ids import SemanticIDs
 from gsid.retrieval.base import SearchResults, load_retriever
 from gsid.retrieval.fusion import HybridRetriever, reciprocal_rank_fusion
-from gsid.retrieval.generative import GenerativeRetriever
+from gsid.retrieval.generative import GenerativeRetriever, generate_ids
 
 NOUNS = ["drill", "hose", "paint", "hammer", "flooring", "bulb", "pipe", "bin"]
 ADJS = ["red", "blue", "white", "steel"]
@@ -79,7 +79,9 @@ def test_cold_item_reachable_by_its_title(gr):
 
 
 def test_every_generated_id_exists(gr):
-    res = gr.model_.generate(["red drill", "gnome", "white paint pipe"], gr.trie_, beam_width=5)
+    res = generate_ids(
+        gr.model_, ["red drill", "gnome", "white paint pipe"], gr.trie_, beam_width=5
+    )
     known = {gr.ids_.code_of(i) for i in gr.ids_.item_ids}
     for b in range(3):
         for r in range(5):
@@ -91,8 +93,8 @@ def test_cached_decoding_equals_full_recompute(gr):
     import torch
 
     qs = ["red drill", "garden gnome", "steel pipe", "white paint"]
-    a = gr.model_.generate(qs, gr.trie_, beam_width=7, use_cache=True)
-    b = gr.model_.generate(qs, gr.trie_, beam_width=7, use_cache=False)
+    a = generate_ids(gr.model_, qs, gr.trie_, beam_width=7, use_cache=True)
+    b = generate_ids(gr.model_, qs, gr.trie_, beam_width=7, use_cache=False)
     assert torch.equal(a.nodes, b.nodes)
     assert torch.allclose(a.scores, b.scores, atol=1e-5)
 
@@ -218,7 +220,7 @@ def test_hybrid_by_method_names(dataset, tmp_path):
 def test_token_memory_mode_trains_and_reloads(tmp_path):
     import torch
 
-    from gsid.retrieval.seq2seq_ids import QueryToID
+    from gsid.models.query_to_id import QueryToID
     from gsid.retrieval.trie import CodeTrie
 
     texts = ["red cordless drill", "blue garden hose", "white ceiling paint", "steel hammer"]
@@ -233,9 +235,9 @@ def test_token_memory_mode_trains_and_reloads(tmp_path):
         num_threads=1,
     ).fit(texts, codes, n_codes=2)
     trie = CodeTrie.from_codes(codes, vocab_size=2)
-    res = model.generate(["drill", "hose"], trie, beam_width=4)
+    res = generate_ids(model, ["drill", "hose"], trie, beam_width=4)
     model.save(tmp_path / "m")
-    again = QueryToID.load(tmp_path / "m").generate(["drill", "hose"], trie, beam_width=4)
+    again = generate_ids(QueryToID.load(tmp_path / "m"), ["drill", "hose"], trie, beam_width=4)
     assert torch.equal(res.nodes, again.nodes)
     assert torch.allclose(res.scores, again.scores, atol=1e-5)
 
@@ -244,9 +246,9 @@ def test_token_memory_mode_reads_a_t5_checkpoint(tmp_path):
     """encoder= a local T5 checkpoint (encoder-decoder): its encoder stack feeds the code
     decoder; saved and reloaded with the model."""
     import torch
-    from indexer_fixtures import save_tiny_t5
+    from model_fixtures import save_tiny_t5
 
-    from gsid.retrieval.seq2seq_ids import QueryToID
+    from gsid.models.query_to_id import QueryToID
     from gsid.retrieval.trie import CodeTrie
 
     texts = ["red cordless drill", "blue garden hose", "white ceiling paint", "steel hammer"]
@@ -256,10 +258,10 @@ def test_token_memory_mode_reads_a_t5_checkpoint(tmp_path):
     model = QueryToID(encoder=t5, dim_feedforward=64, **kw).fit(texts, codes, n_codes=2)
     assert type(model._hf[1]).__name__ == "T5EncoderModel"
     trie = CodeTrie.from_codes(codes, vocab_size=2)
-    res = model.generate(["drill", "hose"], trie, beam_width=4)
+    res = generate_ids(model, ["drill", "hose"], trie, beam_width=4)
     assert (res.nodes >= 0).all()
     model.save(tmp_path / "m")
     again = QueryToID.load(tmp_path / "m")
     assert type(again._hf[1]).__name__ == "T5EncoderModel"
-    out = again.generate(["drill", "hose"], trie, beam_width=4)
+    out = generate_ids(again, ["drill", "hose"], trie, beam_width=4)
     assert torch.equal(res.nodes, out.nodes) and torch.allclose(res.scores, out.scores, atol=1e-5)

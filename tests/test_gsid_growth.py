@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import DataValidationError, GsidError
 from gsid.ids.semantic_ids import SemanticIDs
-from gsid.indexer.assign import assign
-from gsid.indexer.growth import code_stability, fine_tune_gsid, grow_split
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.train import train_gsid
+from gsid.models.assign import assign
+from gsid.models.growth import code_stability, fine_tune_gsid, grow_split
+from gsid.models.model import GSIDModel
+from gsid.models.train import train_gsid
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,12 @@ import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
-from indexer_fixtures import TINY_T5
+from model_fixtures import TINY_T5
 
-from gsid.indexer import distributed as dd
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.train import batch_loss
+from gsid.models import distributed as dd
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
+from gsid.models.train import batch_loss
 
 ITEMS = [
     "acme cordless drill",

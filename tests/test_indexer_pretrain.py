@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.pretrain import TASK_TOKENS, cloze, make_examples, pretrain
-from gsid.indexer.sampling import TrainData
-from gsid.indexer.train import train_gsid
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
+from gsid.models.pretrain import TASK_TOKENS, cloze, make_examples, pretrain
+from gsid.models.sampling import TrainData
+from gsid.models.train import train_gsid
 
 
 def test_cloze_masks_spans():

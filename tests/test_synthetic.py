@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from gsid.data import BucketRule, Dataset
+from gsid.data.normalize import normalize_text
 from gsid.data.synthetic import (
     OPTIONS,
     SyntheticConfig,
@@ -19,7 +20,6 @@ from gsid.data.synthetic import (
     synthetic_info,
 )
 from gsid.errors import GsidError
-from gsid.text.normalize import normalize_text
 
 
 def _frames_equal(a: Dataset, b: Dataset) -> bool:

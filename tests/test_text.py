@@ -1,6 +1,6 @@
 """Tokenisation and normalisation for English and Chinese text."""
 
-from gsid.text.normalize import has_cjk, normalize_text
+from gsid.data.normalize import has_cjk, normalize_text
 from gsid.text.tokenize import LexicalTokenizer
 
 

@@ -409,9 +409,9 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
     """Codes from a saved GSID model, no training: a whole (e.g. grown) catalogue or texts."""
     import json
 
-    from gsid.indexer.assign import encode, to_semantic_ids
-    from gsid.indexer.model import GSIDModel
-    from gsid.indexer.retriever import encode_catalogue
+    from gsid.models.assign import encode, to_semantic_ids
+    from gsid.models.model import GSIDModel
+    from gsid.retrieval.gsid import encode_catalogue
 
     if (args.data is None) == (not args.text):
         raise GsidError(
@@ -465,7 +465,7 @@ def cmd_ids_assign(args: argparse.Namespace) -> int:
             print(f"{iid}\t{_code_text(row)}")
     if args.compare:
         from gsid.ids import SemanticIDs
-        from gsid.indexer.growth import code_stability
+        from gsid.models.growth import code_stability
 
         report = code_stability(SemanticIDs.load(args.compare), ids)
         print(json.dumps({"stability_vs": str(args.compare), **report}, indent=2))

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from gsid.data.dataset import Dataset
+from gsid.data.normalize import normalize_text
 from gsid.data.schema import (
     CATEGORY_SEP,
     ITEMS,
@@ -28,7 +29,6 @@ from gsid.data.schema import (
 )
 from gsid.data.splits import BucketRule, check_fractions, hash_split
 from gsid.errors import DataValidationError
-from gsid.text.normalize import normalize_text
 
 FORMATS = {".csv": "csv", ".tsv": "tsv", ".tab": "tsv", ".txt": "tsv", ".jsonl": "jsonl",
            ".ndjson": "jsonl", ".parquet": "parquet", ".pq": "parquet"}  # fmt: skip

@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gsid.data.normalize import normalize_text
 from gsid.data.schema import SPLITS
-from gsid.text.normalize import normalize_text
 
 BUCKETS = ("head", "torso", "tail")
 

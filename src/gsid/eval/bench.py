@@ -32,7 +32,7 @@ import numpy as np
 
 from gsid._progress import progress, stage
 from gsid.errors import GsidError
-from gsid.eval.metrics import check_ks, evaluate
+from gsid.eval.metrics import check_ks, code_accuracy, evaluate, evaluate_i2i
 from gsid.eval.sysinfo import PeakRSS, current_rss, run_metadata
 from gsid.retrieval.base import Retriever, SearchResults
 
@@ -57,6 +57,7 @@ class MethodResult:
     metrics: dict[str, dict[str, Any]] = field(default_factory=dict)
     systems: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
     results: SearchResults | None = field(default=None, repr=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -166,6 +167,7 @@ def _bench_one(
     warmup: int,
     seed: int,
     show_progress: bool | None,
+    i2i: bool = False,
 ) -> MethodResult:
     out = MethodResult(name=name)
     sys_: dict[str, Any] = dict.fromkeys(
@@ -243,8 +245,36 @@ def _bench_one(
     sys_["bytes_per_item"] = sys_["index_bytes"] / n_items if n_items else None
     out.systems = sys_
     out.metrics = evaluate(results, query_ids, expected, buckets=buckets, ks=ks)
+    out.extra = extra_metrics(retriever, query_texts, query_ids, expected, ks, i2i)
     out.results = results
     return out
+
+
+def extra_metrics(
+    retriever: Retriever,
+    query_texts: list[str],
+    query_ids: list[str],
+    expected: Mapping[str, Any],
+    ks: tuple[int, ...],
+    i2i: bool = False,
+) -> dict[str, Any]:
+    """What a method knows besides its ranking, measured where it has it:
+    - code_accuracy (l1 / l2): the share of (query, relevant item) pairs whose first one / two
+      codes agree, for methods that assign codes to texts (`query_codes`, `item_codes`);
+    - i2i (with i2i=True): item -> item recall and MRR of the method's item vectors
+      (`item_vectors`), an item's expected neighbours being the items relevant to a common query.
+    """
+    extra: dict[str, Any] = {}
+    if callable(getattr(retriever, "query_codes", None)) and callable(
+        getattr(retriever, "item_codes", None)
+    ):
+        qcodes, icodes = retriever.query_codes(query_texts), retriever.item_codes()
+        row_of = {iid: n for n, iid in enumerate(retriever.item_ids_)}
+        pairs = [(a, row_of[i]) for a, q in enumerate(query_ids) for i in expected[q]]
+        extra["code_accuracy"] = code_accuracy(qcodes, icodes, pairs)
+    if i2i and callable(getattr(retriever, "item_vectors", None)):
+        extra["i2i"] = evaluate_i2i(retriever.item_vectors(), retriever.item_ids_, expected, ks)
+    return extra
 
 
 def run_bench(
@@ -262,6 +292,7 @@ def run_bench(
     max_queries: int | None = None,
     command: str | None = None,
     show_progress: bool | None = None,
+    i2i: bool = False,
 ) -> BenchResult:
     """Index, search and evaluate each retriever on the queries of `split` with expected items.
 
@@ -275,6 +306,9 @@ def run_bench(
     max_queries: evaluate a seeded sample of at most this many queries (in split order) —
     for quick runs of slow methods; the report states the sample size.
     command: the command line to record (default sys.argv).
+    i2i: also evaluate item -> item retrieval with the item vectors of methods that have them.
+    Methods that assign codes (GSID) also get their query-item code agreement (l1 / l2); both
+    land in `MethodResult.extra` (see extra_metrics).
     """
     ks = check_ks(ks)
     if not isinstance(k, int | np.integer) or k < ks[-1]:
@@ -318,6 +352,7 @@ def run_bench(
         "warmup": warmup,
         "seed": seed,
         "keep_going": keep_going,
+        "i2i": i2i,
     }
     result = BenchResult(
         dataset=dataset.summary(),
@@ -355,6 +390,7 @@ def run_bench(
                 int(warmup),
                 seed,
                 show_progress,
+                i2i,
             )
         except Exception as e:  # one failing method must not hide the others' results
             if not keep_going:

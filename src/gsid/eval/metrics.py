@@ -188,3 +188,65 @@ def evaluate(
         sub = {k: v[mask] for k, v in recalls.items()}
         report[name] = _summarise(sub, rr[mask], mrr_k, has_exp[mask])
     return report
+
+
+# ---------------------------------------------------------------- codes and item neighbours
+def code_accuracy(
+    query_codes: np.ndarray,
+    item_codes: np.ndarray,
+    pairs: Sequence[tuple[int, int]],
+    levels: Sequence[int] = (1, 2),
+) -> dict[str, float]:
+    """Share of (query row, relevant item row) pairs whose first l codes agree, per l."""
+    if not len(pairs):
+        return {f"l{lv}": float("nan") for lv in levels}
+    q = np.asarray([p[0] for p in pairs])
+    i = np.asarray([p[1] for p in pairs])
+    return {
+        f"l{lv}": float((query_codes[q, :lv] == item_codes[i, :lv]).all(1).mean()) for lv in levels
+    }
+
+
+def _top_items(Q: np.ndarray, X: np.ndarray, item_ids: np.ndarray, k: int) -> np.ndarray:
+    """(Q, k) item ids of the k best inner products (exact, faiss; None-padded when there are
+    fewer than k items)."""
+    import faiss
+
+    k_eff = min(k, len(X))
+    index = faiss.IndexFlatIP(X.shape[1])
+    index.add(np.ascontiguousarray(X, dtype=np.float32))
+    _, rows = index.search(np.ascontiguousarray(Q, dtype=np.float32), k_eff)
+    out = np.full((len(Q), k), None, dtype=object)
+    out[:, :k_eff] = item_ids[rows]
+    return out
+
+
+def evaluate_i2i(
+    X: np.ndarray,
+    item_ids: np.ndarray,
+    expected: dict,
+    ks: Sequence[int],
+    max_queries: int = 2000,
+    seed: int = 0,
+) -> dict:
+    """Item -> item: an item's expected neighbours are the other items relevant to a query it
+    is relevant to (itself excluded from the ranking)."""
+    row_of = {iid: n for n, iid in enumerate(item_ids)}
+    neigh: dict[str, set[str]] = {}
+    for items in expected.values():
+        for a in items:
+            others = set(items) - {a}
+            if others:
+                neigh.setdefault(a, set()).update(others)
+    if not neigh:
+        return {}
+    anchors = sorted(neigh)
+    if len(anchors) > max_queries:
+        anchors = list(np.random.default_rng(seed).choice(anchors, max_queries, replace=False))
+    A = X[[row_of[a] for a in anchors]]
+    ranked = _top_items(A, X, item_ids, max(ks) + 1)
+    out = np.empty((len(anchors), max(ks)), dtype=object)
+    for r, a in enumerate(anchors):
+        row = [x for x in ranked[r] if x != a][: max(ks)]
+        out[r] = row + [None] * (max(ks) - len(row))
+    return evaluate(out, anchors, {a: neigh[a] for a in anchors}, None, ks)["overall"]

@@ -65,6 +65,33 @@ def _rows(result: BenchResult, cols: list[tuple[str, Any]]) -> list[list[str]]:
     return rows
 
 
+def _extra_section(result: BenchResult) -> list[str]:
+    """Code agreement and item -> item metrics of the methods that have them."""
+    have = [m for m in result.methods.values() if m.extra]
+    if not have:
+        return []
+    ks, mrr = result.ks, f"MRR@{result.ks[-1]}"
+    headers = ["method", "l1 code acc.", "l2 code acc."]
+    headers += [f"i2i R@{k}" for k in ks] + [f"i2i {mrr}"]
+    rows = []
+    for m in have:
+        acc, i2i = m.extra.get("code_accuracy", {}), m.extra.get("i2i", {})
+        rows.append(
+            [m.name, _pct(acc.get("l1")), _pct(acc.get("l2"))]
+            + [_pct(i2i.get(f"R@{k}")) for k in ks]
+            + [_pct(i2i.get(mrr))]
+        )
+    return [
+        "## Codes and item neighbours",
+        "",
+        "l1 / l2: share of (query, relevant item) pairs whose first one / two codes agree; i2i: "
+        "item -> item retrieval with the method's item vectors (`i2i=True`).",
+        "",
+        _markdown_table(headers, rows),
+        "",
+    ]
+
+
 def _markdown_table(headers: list[str], rows: list[list[str]]) -> str:
     def esc(s: str) -> str:
         return s.replace("|", "\\|").replace("\n", " ")
@@ -163,6 +190,7 @@ def render_markdown(result: BenchResult) -> str:
     ]
     cols = _overall_columns(result)
     lines += [_markdown_table([h for h, _ in cols], _rows(result, cols)), ""]
+    lines += _extra_section(result)
     mrr = f"MRR@{result.ks[-1]}"
     bucket_ks = result.ks[-2:]  # the two deepest cut-offs: R@1 is too coarse per bucket
     for bucket in _bucket_names(result):

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from gsid.errors import GsidError
-from gsid.eval.product_metrics import ami, prefix_groups
+from gsid.ids.product_metrics import ami, prefix_groups
 
 SANDGLASS_DEFINITION = (
     "concentration_l = 1 - H_l / log2(K_l) over items with a code at level l; "

@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 
 from gsid.errors import GsidError
-from gsid.eval.product_metrics import prefix_groups
 from gsid.ids.diagnostics import diagnose
+from gsid.ids.product_metrics import prefix_groups
 
 
 def _figure(**kw: Any) -> Any:

@@ -253,7 +253,7 @@ class RQVAE(nn.Module):
     def fit(
         self, X: np.ndarray, show_progress: bool | None = None, device: str | None = None
     ) -> RQVAE:
-        from gsid.text.encoders import pick_device
+        from gsid._device import pick_device
 
         c = self.config
         x = self._prep(X)
@@ -371,7 +371,7 @@ class RQVAE(nn.Module):
         from safetensors import SafetensorError
         from safetensors.torch import load_file
 
-        from gsid.text.encoders import pick_device
+        from gsid._device import pick_device
 
         path = Path(path)
         m = read_manifest(path, KIND, FORMAT_VERSION)

@@ -43,9 +43,9 @@ from typing import Any
 import numpy as np
 
 from gsid.errors import GsidError
-from gsid.eval.product_metrics import prefix_groups
 from gsid.ids.collisions import resolve_collisions
 from gsid.ids.diagnostics import diagnose
+from gsid.ids.product_metrics import prefix_groups
 from gsid.ids.semantic_ids import PAD, SemanticIDs
 
 logger = logging.getLogger(__name__)

@@ -148,8 +148,16 @@ class Retriever(ABC):
     def _load_state(self, directory: Path) -> None: ...
 
 
+#: modules of retriever classes that moved; indexes saved before still load
+_MOVED = {
+    "gsid.indexer.retriever": "gsid.retrieval.gsid",
+    "gsid.indexer.generative": "gsid.retrieval.gsid_generative",
+}
+
+
 def _resolve(ref: str) -> type:
     module, _, qualname = ref.partition(":")
+    module = _MOVED.get(module, module)
     if not module.startswith("gsid."):
         raise ArtifactError(f"refusing to load retriever class {ref!r} from outside gsid")
     try:

@@ -22,17 +22,20 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
+from gsid._device import torch_threads
 from gsid._progress import progress
 from gsid.errors import ArtifactError, DataValidationError, GsidError
 from gsid.ids.semantic_ids import SemanticIDs
+from gsid.models.query_to_id import QueryToID, Seq2SeqIDConfig
 from gsid.retrieval.base import Retriever, SearchResults
-from gsid.retrieval.seq2seq_ids import QueryToID, Seq2SeqIDConfig
+from gsid.retrieval.beam import BeamResult, constrained_beam_search
 from gsid.retrieval.trie import CodeTrie
 
 logger = logging.getLogger(__name__)
@@ -254,7 +257,8 @@ class GenerativeRetriever(Retriever):
                 if (self.rescore == "cosine" or self.model_.config.memory == "pooled")
                 else None
             )
-            res = self.model_.generate(
+            res = generate_ids(
+                self.model_,
                 batch,
                 self.trie_,
                 beam_width=self.beam_width,
@@ -327,6 +331,62 @@ class GenerativeRetriever(Retriever):
                 f"{directory}: ranked.npy / item_ids do not match the semantic "
                 f"IDs ({self.ids_.n_items} items); re-index and save again"
             )
+
+
+@torch.no_grad()
+def generate_ids(
+    model: QueryToID,
+    texts: Sequence[str],
+    trie: CodeTrie,
+    beam_width: int = 10,
+    n_results: int | None = None,
+    length_penalty: float = 0.0,
+    embeddings: np.ndarray | None = None,
+    use_cache: bool = True,
+) -> BeamResult:
+    """Constrained beam search of a query -> ID model for a batch of texts: only IDs in `trie`
+    come out. The model scores steps (its key/value cache reordered with the beams)."""
+    with torch_threads(model.config.num_threads):
+        return _generate(model, texts, trie, beam_width, n_results, length_penalty, embeddings,
+                         use_cache)  # fmt: skip
+
+
+def _generate(model, texts, trie, beam_width, n_results, length_penalty, embeddings, use_cache):
+    model._check()
+    if trie.n_levels > model.config.n_levels or trie.n_codes > model.config.n_codes:
+        raise GsidError(
+            f"the trie has IDs of up to {trie.n_levels} levels over {trie.n_codes} codes but "
+            f"the model was trained for {model.config.n_levels} levels x {model.config.n_codes} "
+            f"codes; retrain the model on these IDs"
+        )
+    mem, pad = model.encode_memory(texts, embeddings)
+    if use_cache:
+        state, base, reorder = (
+            {"mem": mem, "pad": pad, "cache": None},
+            model.cached_logits_fn,
+            model.reorder_cache,
+        )
+    else:
+        state, base, reorder = (mem, pad), model.logits_fn, None
+    if trie.n_codes < model.config.n_codes:  # model vocabulary wider than the trie's: cut
+        K = trie.n_codes
+
+        def fn(s, tok):
+            lp = base(s, tok)
+            return torch.cat([lp[..., :K], lp[..., -1:]], -1)
+    else:
+        fn = base
+    return constrained_beam_search(
+        fn,
+        state,
+        trie,
+        len(texts),
+        beam_width,
+        n_results,
+        length_penalty,
+        device=model._device,
+        reorder_fn=reorder,
+    )
 
 
 # ---------------------------------------------------------------------- shared by ID retrievers

@@ -17,8 +17,8 @@ METHODS: dict[str, str] = {
     "dense": "gsid.retrieval.dense:DenseRetriever",
     "dense-ft": "gsid.retrieval.dense:FineTunedDenseRetriever",
     "gr": "gsid.retrieval.generative:GenerativeRetriever",
-    "gsid": "gsid.indexer.retriever:GSIDRetriever",
-    "gsid-gr": "gsid.indexer.generative:GSIDGenerativeRetriever",
+    "gsid": "gsid.retrieval.gsid:GSIDRetriever",
+    "gsid-gr": "gsid.retrieval.gsid_generative:GSIDGenerativeRetriever",
     "hybrid": "gsid.retrieval.fusion:HybridRetriever",  # RRF of other methods (gsid-gr + BM25)
 }
 # Options that the harness passes to every method whose constructor accepts them.

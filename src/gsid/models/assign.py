@@ -21,8 +21,8 @@ import torch.nn.functional as F
 
 from gsid._progress import progress
 from gsid.errors import GsidError
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
 
 logger = logging.getLogger(__name__)
 
@@ -132,22 +132,6 @@ def pad_ranking(ranked: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def code_accuracy(
-    query_codes: np.ndarray,
-    item_codes: np.ndarray,
-    pairs: Sequence[tuple[int, int]],
-    levels: Sequence[int] = (1, 2),
-) -> dict[str, float]:
-    """Share of (query row, relevant item row) pairs whose first l codes agree, per l."""
-    if not len(pairs):
-        return {f"l{lv}": float("nan") for lv in levels}
-    q = np.asarray([p[0] for p in pairs])
-    i = np.asarray([p[1] for p in pairs])
-    return {
-        f"l{lv}": float((query_codes[q, :lv] == item_codes[i, :lv]).all(1).mean()) for lv in levels
-    }
-
-
 def ami_with_categories(
     codes: np.ndarray, dataset, prefix_len: int | None = None
 ) -> dict[str, float]:
@@ -166,99 +150,3 @@ def ami_with_categories(
                 adjusted_mutual_info_score(levels[lv], lab.ravel())
             )
     return out
-
-
-def evaluate_gsid(
-    model: GSIDModel,
-    dataset,
-    split: str = "dev",
-    ks: Sequence[int] = (1, 10, 100),
-    rep: str = "concat",
-    item_codes: np.ndarray | None = None,
-    item_features: np.ndarray | None = None,
-    query_features: np.ndarray | None = None,
-    show_progress: bool | None = None,
-    other_reps: Sequence[str] = (),
-) -> dict:
-    """q2i Recall@k / MRR (cosine of decoder representations), l1/l2 code accuracy of the
-    (query, relevant item) pairs of `split`, i2i Recall@k (items relevant to a common query).
-    `item_codes` (N, L): the items' codes, e.g. `model.item_codes_` (the codes frozen step by
-    step in training, which the SemanticIDs artifact holds); None decodes items greedily."""
-
-    texts = dataset.item_texts()
-    icodes, ireps = encode(
-        model, texts, item_features, show_progress=show_progress, codes=item_codes
-    )
-    qs = dataset.split_queries(split)
-    expected = dataset.expected(split)
-    qs = qs[qs["query_id"].isin(expected)]
-    qtexts = qs["query"].tolist()
-    qids = qs["query_id"].tolist()
-    qf = None if query_features is None else query_features
-    qcodes, qreps = encode(model, qtexts, qf, show_progress=show_progress)
-    X, Q = representation(ireps, rep), representation(qreps, rep)
-    item_ids = dataset.item_ids
-    report = {"q2i": q2i_eval(Q, X, dataset, qids, split, ks)}
-    row_of = {iid: n for n, iid in enumerate(item_ids)}
-    pairs = [(a, row_of[i]) for a, q in enumerate(qids) for i in expected[q]]
-    for other in other_reps:  # the same decoding, other read-outs of the states
-        report[f"q2i_{other}"] = q2i_eval(
-            representation(qreps, other), representation(ireps, other), dataset, qids, split, ks
-        )
-    report["code_accuracy"] = code_accuracy(qcodes, icodes, pairs)
-    report["i2i"] = i2i_eval(X, item_ids, expected, ks)
-    report["n_queries"] = len(qids)
-    report["representation"] = rep
-    return report
-
-
-def q2i_eval(
-    Q: np.ndarray,
-    X: np.ndarray,
-    dataset,
-    query_ids: Sequence[str],
-    split: str = "dev",
-    ks: Sequence[int] = (1, 10, 100),
-) -> dict:
-    """Recall@k / MRR (overall and per bucket) of exact inner-product retrieval: query vectors
-    Q (Q, D) in the order of `query_ids`, item vectors X (N, D) in catalogue order."""
-    from gsid.eval.metrics import evaluate
-
-    kmax = max(ks)
-    rows, _ = top_k(Q, X, kmax)
-    ranked = pad_ranking(dataset.item_ids[rows], kmax)
-    return evaluate(ranked, list(query_ids), dataset.expected(split), dataset.buckets(), ks)
-
-
-def i2i_eval(
-    X: np.ndarray,
-    item_ids: np.ndarray,
-    expected: dict,
-    ks: Sequence[int],
-    max_queries: int = 2000,
-    seed: int = 0,
-) -> dict:
-    """Item -> item: an item's expected neighbours are the other items relevant to a query it
-    is relevant to (itself excluded from the ranking)."""
-    from gsid.eval.metrics import evaluate
-
-    row_of = {iid: n for n, iid in enumerate(item_ids)}
-    neigh: dict[str, set[str]] = {}
-    for items in expected.values():
-        for a in items:
-            others = set(items) - {a}
-            if others:
-                neigh.setdefault(a, set()).update(others)
-    if not neigh:
-        return {}
-    anchors = sorted(neigh)
-    if len(anchors) > max_queries:
-        anchors = list(np.random.default_rng(seed).choice(anchors, max_queries, replace=False))
-    A = X[[row_of[a] for a in anchors]]
-    rows, _ = top_k(A, X, max(ks) + 1)
-    ranked = pad_ranking(item_ids[rows], max(ks) + 1)
-    out = np.empty((len(anchors), max(ks)), dtype=object)
-    for r, a in enumerate(anchors):
-        row = [x for x in ranked[r] if x != a][: max(ks)]
-        out[r] = row + [None] * (max(ks) - len(row))
-    return evaluate(out, anchors, {a: neigh[a] for a in anchors}, None, ks)["overall"]

@@ -124,9 +124,9 @@ def fine_tune_gsid(
     budget / optimiser fields of train.FINE_TUNE_FIELDS (lr, batch_size, seed, ...).
     Returns (model, SemanticIDs) like train_gsid; `init_model` is not modified."""
     from gsid._io import read_manifest
-    from gsid.indexer.config import GSIDConfig
-    from gsid.indexer.model import FORMAT_VERSION, KIND, GSIDModel
-    from gsid.indexer.train import train_gsid
+    from gsid.models.config import GSIDConfig
+    from gsid.models.model import FORMAT_VERSION, KIND, GSIDModel
+    from gsid.models.train import train_gsid
 
     if isinstance(init_model, GSIDModel):
         base = init_model.config

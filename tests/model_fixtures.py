@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from gsid.data.dataset import Dataset
-from gsid.indexer.config import GSIDConfig
+from gsid.models.config import GSIDConfig
 
 TINY_T5 = dict(
     d_model=32, d_ff=64, num_layers=1, num_decoder_layers=1, num_heads=2, d_kv=16, dropout_rate=0.0

@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from gsid._progress import progress
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.sampling import TrainData
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
+from gsid.models.sampling import TrainData
 
 logger = logging.getLogger(__name__)
 

@@ -41,10 +41,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from gsid._device import torch_threads
 from gsid._progress import progress
 from gsid.errors import ArtifactError, GsidError, NotFittedError
-from gsid.indexer.assign import REPRESENTATIONS, representation, to_semantic_ids
-from gsid.indexer.retriever import cpu_config, encode_catalogue, train_or_load
+from gsid.models.assign import REPRESENTATIONS, encode, representation, to_semantic_ids
 from gsid.retrieval.base import Retriever, SearchResults
 from gsid.retrieval.beam import constrained_beam_search
 from gsid.retrieval.generative import (
@@ -55,8 +55,8 @@ from gsid.retrieval.generative import (
     log_prior,
     prior_order,
 )
+from gsid.retrieval.gsid import cpu_config, encode_catalogue, train_or_load
 from gsid.retrieval.pq import PQVectors, parse_spec
-from gsid.retrieval.seq2seq_ids import torch_threads
 from gsid.retrieval.trie import CodeTrie
 from gsid.text.static_encoder import StaticDistillConfig, StaticEncoder
 
@@ -538,6 +538,15 @@ class GSIDGenerativeRetriever(Retriever):
                 return _range_cosine(items, Q, lo, cnt, R).numpy()
         return _union_cosine(items, Q, rows, query).numpy()
 
+    # ---- what the evaluation harness reads besides the ranking (see eval.bench)
+    def query_codes(self, queries: list[str]) -> np.ndarray:
+        """(Q, L) greedy codes of query texts (the model's own encoder)."""
+        return encode(self.model_, queries)[0]
+
+    def item_codes(self) -> np.ndarray:
+        """(N, L) the items' IDs in catalogue order."""
+        return np.stack([self.ids_.codes[self.ids_.index_of(i)] for i in self.item_ids_])
+
     # ------------------------------------------------------------------ size and persistence
     def index_bytes(self) -> int:
         """Bytes needed to answer queries besides the model weights (and the static query
@@ -565,7 +574,7 @@ class GSIDGenerativeRetriever(Retriever):
 
     def _load_state(self, directory: Path) -> None:
         from gsid.ids.semantic_ids import SemanticIDs
-        from gsid.indexer.model import GSIDModel
+        from gsid.models.model import GSIDModel
 
         try:
             self.model_ = GSIDModel.load(directory / "model", device=self.device).eval()
@@ -709,8 +718,8 @@ def distill_query_encoder(
     """A static encoder fitted to the model's own pooled query features (see
     gsid.text.static_encoder), on the train queries, the item titles and one query-like span of
     every title. Only the pooled-memory models read one vector per text, which it replaces."""
-    from gsid.indexer.sampling import pseudo_query
-    from gsid.indexer.train import pooled_features
+    from gsid.models.sampling import pseudo_query
+    from gsid.models.train import pooled_features
 
     if model.config.memory != "pooled" or model.is_t5:
         raise GsidError(

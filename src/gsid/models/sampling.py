@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from gsid.errors import DataValidationError
-from gsid.indexer.config import GSIDConfig
+from gsid.models.config import GSIDConfig
 
 
 @dataclass

@@ -2,7 +2,7 @@
 decoder over code tokens, trained with teacher forcing on (text -> code) pairs.
 
     model = QueryToID(Seq2SeqIDConfig(epochs=5)).fit(texts, codes)   # codes (M, L), -1 padded
-    res = model.generate(["cordless drill"], trie, beam_width=20)     # BeamResult (B, R)
+    # constrained decoding under a trie: gsid.retrieval.generative.generate_ids(model, ...)
     model.save("runs/q2id"); QueryToID.load("runs/q2id")
 
 Training pairs are search queries -> the code of a relevant item, plus *indexing examples*
@@ -25,12 +25,11 @@ position embedding; each level has its own output head over K codes + EOS.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,11 +39,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from gsid._device import pick_device, torch_threads
 from gsid._io import atomic_dir, read_manifest, write_manifest
 from gsid._progress import progress
 from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
-from gsid.retrieval.beam import BeamResult, constrained_beam_search
-from gsid.retrieval.trie import CodeTrie
 
 logger = logging.getLogger(__name__)
 
@@ -148,20 +146,6 @@ class Seq2SeqIDConfig:
                 f"unknown query->ID model option(s) {unknown}; valid options are {cls.fields()}"
             )
         return cls(**d)
-
-
-@contextlib.contextmanager
-def torch_threads(n: int) -> Iterator[None]:
-    """Temporarily set torch's intra-op thread count (n = 0: unchanged), then restore it."""
-    if n <= 0:
-        yield
-        return
-    old = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(old)
 
 
 class CodeDecoder(nn.Module):
@@ -291,7 +275,6 @@ class QueryToID:
     # ------------------------------------------------------------------ encoders
     @property
     def _device(self) -> torch.device:
-        from gsid.text.encoders import pick_device
 
         return torch.device(pick_device(self.device))
 
@@ -499,62 +482,6 @@ class QueryToID:
                 c.gather(1, idx[:, :, None, None].expand(-1, -1, *c.shape[2:])) for c in cache
             ]
         return state
-
-    @torch.no_grad()
-    def generate(
-        self,
-        texts: Sequence[str],
-        trie: CodeTrie,
-        beam_width: int = 10,
-        n_results: int | None = None,
-        length_penalty: float = 0.0,
-        embeddings: np.ndarray | None = None,
-        use_cache: bool = True,
-    ) -> BeamResult:
-        """Constrained beam search for a batch of texts; only IDs in `trie` come out."""
-        with torch_threads(self.config.num_threads):
-            return self._generate(
-                texts, trie, beam_width, n_results, length_penalty, embeddings, use_cache
-            )
-
-    def _generate(
-        self, texts, trie, beam_width, n_results, length_penalty, embeddings, use_cache
-    ) -> BeamResult:
-        self._check()
-        if trie.n_levels > self.config.n_levels or trie.n_codes > self.config.n_codes:
-            raise GsidError(
-                f"the trie has IDs of up to {trie.n_levels} levels over {trie.n_codes} codes but "
-                f"the model was trained for {self.config.n_levels} levels x {self.config.n_codes} "
-                f"codes; retrain the model on these IDs"
-            )
-        mem, pad = self.encode_memory(texts, embeddings)
-        if use_cache:
-            state, base, reorder = (
-                {"mem": mem, "pad": pad, "cache": None},
-                self.cached_logits_fn,
-                self.reorder_cache,
-            )
-        else:
-            state, base, reorder = (mem, pad), self.logits_fn, None
-        if trie.n_codes < self.config.n_codes:  # model vocabulary wider than the trie's: cut
-            K = trie.n_codes
-
-            def fn(s, tok):
-                lp = base(s, tok)
-                return torch.cat([lp[..., :K], lp[..., -1:]], -1)
-        else:
-            fn = base
-        return constrained_beam_search(
-            fn,
-            state,
-            trie,
-            len(texts),
-            beam_width,
-            n_results,
-            length_penalty,
-            device=self._device,
-            reorder_fn=reorder,
-        )
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

@@ -19,8 +19,8 @@ import os
 from pathlib import Path
 
 from gsid.errors import GsidError
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.model import GSIDModel
+from gsid.models.config import GSIDConfig
+from gsid.models.model import GSIDModel
 
 logger = logging.getLogger(__name__)
 

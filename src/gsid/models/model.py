@@ -26,8 +26,8 @@ from torch import nn
 
 from gsid._io import atomic_dir, read_manifest, write_manifest
 from gsid.errors import ArtifactError, GsidError
-from gsid.indexer.codebooks import Codebooks
-from gsid.indexer.config import GSIDConfig
+from gsid.models.codebooks import Codebooks
+from gsid.models.config import GSIDConfig
 
 logger = logging.getLogger(__name__)
 
@@ -304,7 +304,7 @@ class GSIDModel(nn.Module):
                 f"{path}: the GSID model cannot be restored ({type(e).__name__}: {e}); retrain it "
                 f"with train_gsid or restore the directory"
             ) from e
-        from gsid.text.encoders import pick_device
+        from gsid._device import pick_device
 
         return model.to(pick_device(device or config.device))
 

@@ -130,7 +130,7 @@ class GSIDConfig:
                 raise GsidError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
         if self.align_encoder is not None:
-            from gsid.indexer.align import alignment_config
+            from gsid.models.align import alignment_config
 
             alignment_config(self)  # unknown or invalid fields fail here, before any training
 

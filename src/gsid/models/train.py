@@ -42,11 +42,11 @@ import torch
 from gsid._io import atomic_write_text
 from gsid._progress import progress
 from gsid.errors import GsidError
-from gsid.indexer import distributed as dd
-from gsid.indexer.config import GSIDConfig
-from gsid.indexer.losses import code_kl, commitment, info_nce
-from gsid.indexer.model import GSIDModel
-from gsid.indexer.sampling import TrainData, batches, n_batches, positive_mask
+from gsid.models import distributed as dd
+from gsid.models.config import GSIDConfig
+from gsid.models.losses import code_kl, commitment, info_nce
+from gsid.models.model import GSIDModel
+from gsid.models.sampling import TrainData, batches, n_batches, positive_mask
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +165,7 @@ def pooled_features(
     if not cfg.cached_features:  # the encoder trains: its outputs are not worth keeping
         return model.pooled_features(list(texts), cfg.encode_batch_size)
     # a frozen encoder inside a loaded model: cached under a fingerprint of its weights
-    from gsid.text.encoders import cached_rows
+    from gsid.text.embedding_cache import cached_rows
 
     texts = list(texts)
     return torch.from_numpy(
@@ -173,7 +173,7 @@ def pooled_features(
             encoder_fingerprint(model),
             texts,
             cache_dir,
-            lambda: model.pooled_features(texts, cfg.encode_batch_size).numpy(),
+            lambda todo: model.pooled_features(todo, cfg.encode_batch_size).numpy(),
         )
     )
 
@@ -320,7 +320,7 @@ class GSIDTrainer:
     def _align(self, model: GSIDModel, dataset, split: str, out_dir, show_progress) -> None:
         """Step 0 (indexer/align.py). Rank 0 fine-tunes and saves; the other ranks load its
         weights, so every replica starts the code steps from the same encoder."""
-        from gsid.indexer.align import align_encoder
+        from gsid.models.align import align_encoder
 
         if dataset is None:
             raise GsidError(
@@ -382,7 +382,7 @@ class GSIDTrainer:
         `init_model` (a GSIDModel or a saved model directory) fine-tunes that model instead of
         building a fresh one (see the module docstring); it is not modified."""
         cfg = self.config
-        from gsid.text.encoders import pick_device
+        from gsid._device import pick_device
 
         device = pick_device(cfg.device)
         W = dd.world_size()
@@ -412,7 +412,7 @@ class GSIDTrainer:
         else:
             model = self._build(data, out_dir).to(device)
             if cfg.pretrain_batches > 0:
-                from gsid.indexer.pretrain import pretrain
+                from gsid.models.pretrain import pretrain
 
                 pretrain(model, data, cfg, show_progress=show_progress)
             if cfg.align_encoder is not None:
@@ -621,13 +621,13 @@ def train_gsid(
     out_dir/train_log.json are written (rank 0) and out_dir/checkpoint allows resuming.
     `init_model` (a GSIDModel or a saved model directory) fine-tunes it on `dataset` (e.g. a
     grown catalogue) instead of training from scratch; `config` then defaults to its own."""
-    from gsid.indexer.assign import to_semantic_ids
+    from gsid.models.assign import to_semantic_ids
 
     if config is None and isinstance(init_model, GSIDModel):
         config = init_model.config
     elif config is None and init_model is not None:
         from gsid._io import read_manifest
-        from gsid.indexer.model import FORMAT_VERSION, KIND
+        from gsid.models.model import FORMAT_VERSION, KIND
 
         config = read_manifest(init_model, KIND, FORMAT_VERSION)["config"]
     cfg = config if isinstance(config, GSIDConfig) else GSIDConfig.from_dict(dict(config or {}))
@@ -679,13 +679,13 @@ def train_gsid(
 
 # ---------------------------------------------------------------------- torchrun entry point
 def main(argv: list[str] | None = None) -> None:
-    """python -m gsid.indexer.train --data DIR --out DIR [--set key=json ...]
+    """python -m gsid.models.train --data DIR --out DIR [--set key=json ...]
     (or under torchrun --nproc_per_node N for data-parallel training)."""
     import argparse
 
     from gsid.data.dataset import Dataset
 
-    ap = argparse.ArgumentParser(prog="python -m gsid.indexer.train", description=main.__doc__)
+    ap = argparse.ArgumentParser(prog="python -m gsid.models.train", description=main.__doc__)
     ap.add_argument("--data", required=True, help="a dataset directory written by Dataset.save")
     ap.add_argument("--out", required=True)
     ap.add_argument("--cache", default=None)

@@ -1,0 +1,48 @@
+"""The embedding cache is keyed by text: overlapping lists compute only what is new."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from gsid.text import embedding_cache
+from gsid.text.embedding_cache import cached_rows
+
+
+class Counting:
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def __call__(self, todo: list[str]) -> np.ndarray:
+        self.seen.append(list(todo))
+        return np.array([[len(t), sum(map(ord, t))] for t in todo], np.float32)
+
+
+def test_rows_are_reused_by_text(tmp_path):
+    f = Counting()
+    a = cached_rows("enc-1", ["red drill", "hose", "paint"], tmp_path, f)
+    b = cached_rows("enc-1", ["paint", "saw", "red drill", "saw"], tmp_path, f)
+    assert f.seen == [["red drill", "hose", "paint"], ["saw"]]  # only the new text, once
+    assert np.array_equal(b[0], a[2]) and np.array_equal(b[2], a[0])
+    assert np.array_equal(b[1], b[3])
+    c = cached_rows("enc-2", ["paint"], tmp_path, f)  # another encoder: its own rows
+    assert f.seen[-1] == ["paint"] and np.array_equal(c[0], a[2])
+    assert cached_rows("enc-1", [], tmp_path, f).shape[0] == 0
+    assert np.array_equal(cached_rows("enc-1", ["hose"], None, f), a[1:2])  # no cache
+
+
+def test_damaged_shards_are_recomputed_and_many_are_merged(tmp_path, monkeypatch):
+    f = Counting()
+    cached_rows("e", ["a", "b"], tmp_path, f)
+    (shard,) = tmp_path.glob("rows-*/shard-*.npz")
+    shard.write_bytes(b"junk")
+    cached_rows("e", ["a", "b"], tmp_path, f)
+    assert f.seen[-1] == ["a", "b"]
+    monkeypatch.setattr(embedding_cache, "MERGE_AT", 4)
+    for t in "cdefg":
+        cached_rows("e", [t], tmp_path, f)
+    shards = list(tmp_path.glob("rows-*/shard-*.npz"))
+    assert len(shards) < 4
+    n = len(f.seen)
+    out = cached_rows("e", list("abcdefg"), tmp_path, f)
+    assert len(f.seen) == n  # everything still cached after the merge
+    assert out[:, 0].tolist() == [1.0] * 7
