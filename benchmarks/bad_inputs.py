@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _provenance import provenance, write_results  # noqa: E402
+from _provenance import provenance, write_results
 
 ITEMS = "item_id,title,category\ni1,red cordless drill,Tools\ni2,blue garden hose,Garden\n"
 LOG = "query,item_id\ndrill,i1\nhose,i2\n"

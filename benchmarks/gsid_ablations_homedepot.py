@@ -86,7 +86,8 @@ def main() -> int:
     for name in args.only.split(","):
         out = RESULTS / f"{args.stem}_{name}.json"
         if args.force or not out.is_file():
-            cmd = base + [
+            cmd = [
+                *base,
                 "--out",
                 str(out),
                 "--run-dir",

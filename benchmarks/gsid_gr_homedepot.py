@@ -76,7 +76,7 @@ def main() -> int:
     from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.dense import DenseRetriever
     from gsid.retrieval.fusion import HybridRetriever
-    from gsid.retrieval.gsid_generative import GSIDGenerativeRetriever
+    from gsid.retrieval.generative import GSIDGenerativeRetriever
     from gsid.retrieval.pq import PQVectors
 
     if not Path(args.data).is_dir():
@@ -193,7 +193,7 @@ def main() -> int:
         )
     ratios = ratio_rows(result)
     result.settings["gsid_gr_vs_dense"] = ratios
-    json_path, md_path = write_report(result, args.out, stem=args.stem)
+    _, md_path = write_report(result, args.out, stem=args.stem)
     md_path.write_text(md_path.read_text(encoding="utf-8") + ratio_markdown(result, ratios))
     print(format_table(result))
     print(ratio_markdown(result, ratios))
@@ -326,7 +326,7 @@ def _short(path: str) -> str:
 
 
 def _pct(v: dict | None) -> str:
-    return "–" if v is None else f"{100 * v['id_recall']:.2f}"
+    return "–" if v is None else f"{100 * v['id_recall']:.2f}"  # noqa: RUF001 (en dash: missing value)
 
 
 def _div(a, b):
@@ -354,10 +354,10 @@ def ratio_markdown(result, ratios) -> str:
     ]
 
     def fmt(x, d=2):
-        return "–" if x is None else f"{x:,.{d}f}"
+        return "–" if x is None else f"{x:,.{d}f}"  # noqa: RUF001 (en dash: missing value)
 
     def met(ok):
-        return "–" if ok is None else ("met" if ok else "not met")
+        return "–" if ok is None else ("met" if ok else "not met")  # noqa: RUF001 (en dash: n/a)
 
     for name, r in ratios.items():
         q, qp, b = r["qps_ratio"], r.get("paired_qps_ratio"), r["bytes_ratio"]

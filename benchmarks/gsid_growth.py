@@ -153,7 +153,7 @@ def first_level(codes: np.ndarray) -> dict:
 
 
 def distinct(codes: np.ndarray) -> int:
-    return int(len(np.unique(codes, axis=0)))
+    return len(np.unique(codes, axis=0))
 
 
 def main() -> None:
@@ -341,9 +341,9 @@ def main() -> None:
     result = {
         **meta,
         "dataset": ds.name,
-        "n_items": int(len(ds.items)),
-        "n_old": int(len(old.items)),
-        "n_new": int(len(new_items)),
+        "n_items": len(ds.items),
+        "n_old": len(old.items),
+        "n_new": len(new_items),
         "growth": {k: v for k, v in full.info["growth"].items() if k != "new_items"},
         "config": cfg.to_dict(),
         "features_seconds": round(t_features, 1),
@@ -368,7 +368,7 @@ def main() -> None:
 
 
 def _cell(x) -> str:
-    return "–" if x is None or x != x else f"{x:.3f}"  # x != x: NaN
+    return "–" if x is None or x != x else f"{x:.3f}"  # noqa: RUF001 (en dash: missing value); x != x: NaN
 
 
 def markdown(r: dict) -> str:

@@ -152,7 +152,7 @@ def main() -> None:
         },
         "eval": report,
         "baseline_frozen_minilm_q2i": baseline,
-        "n_distinct_full_codes": int(len(np.unique(codes, axis=0))),
+        "n_distinct_full_codes": len(np.unique(codes, axis=0)),
         "wall_s": {"train_incl_features": round(t_train, 1), "eval": round(t_eval, 1)},
         "command": "python benchmarks/gsid_homedepot.py " + shlex.join(sys.argv[1:]),
         "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),

@@ -98,7 +98,7 @@ def score(codes: np.ndarray, cats: list[np.ndarray], keep: np.ndarray | None) ->
     L = codes.shape[1]
     out: dict[str, Any] = {
         "ami": ami_with_categories(codes, _Cats(cats)),
-        "distinct_prefixes": [int(len(np.unique(codes[:, :p], axis=0))) for p in range(1, L + 1)],
+        "distinct_prefixes": [len(np.unique(codes[:, :p], axis=0)) for p in range(1, L + 1)],
     }
     if keep is not None:
         out["ami_without_missing"] = ami_with_categories(
@@ -128,7 +128,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {
         "dataset": name,
         "n_items": len(ds.items),
-        "category_levels": [int(len(np.unique(c))) for c in cats],
+        "category_levels": [len(np.unique(c)) for c in cats],
         "shape": {"levels": levels, "codebook_size": size},
         "note": note,
         "embed_seconds": round(time.perf_counter() - t0, 1),

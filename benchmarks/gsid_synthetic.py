@@ -85,7 +85,7 @@ def main() -> None:
         "dataset": ds.name,
         "n_items": args.items,
         "config": cfg.to_dict(),
-        "category_levels": [int(len(np.unique(lv))) for lv in levels],
+        "category_levels": [len(np.unique(lv)) for lv in levels],
         "ami": ami,
         "baseline_kmeans_ami": baseline,
         "levels": model.level_summary_,

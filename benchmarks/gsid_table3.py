@@ -73,7 +73,7 @@ def prefix_stats(codes: np.ndarray) -> dict[str, Any]:
     out: dict[str, Any] = {"distinct_prefixes": [], "chance_agreement": {}}
     for n in range(1, codes.shape[1] + 1):
         _, counts = np.unique(codes[:, :n], axis=0, return_counts=True)
-        out["distinct_prefixes"].append(int(len(counts)))
+        out["distinct_prefixes"].append(len(counts))
         out["chance_agreement"][f"l{n}"] = float(((counts / counts.sum()) ** 2).sum())
     return out
 
@@ -101,7 +101,7 @@ def kmeans_row(
         levels=args.levels, codebook_size=args.codebook_size, niter=args.niter, seed=args.seed
     )
     icodes, ilen = hk.fit_codes(X, show_progress=False)
-    qcodes, qlen = hk.assign(Q)
+    qcodes, _ = hk.assign(Q)
     t_fit = time.perf_counter() - t0
     levels = range(1, args.levels + 1)
     acc = code_accuracy(qcodes, icodes, pairs, levels)

@@ -93,7 +93,7 @@ def run_dataset(name: str, args: argparse.Namespace) -> dict[str, Any]:
         "dataset": name,
         "n_items": int(keep.sum()),
         "category_levels": [
-            {"name": n, "n_classes": int(len(set(c.tolist())))}
+            {"name": n, "n_classes": len(set(c.tolist()))}
             for n, c in zip(cat_names, cats, strict=True)
         ],
         "note": note,

@@ -401,6 +401,7 @@ def test_directories_follow_the_umask(ws):
 
 def test_progress_lines_when_not_a_terminal(ws):
     env = {k: v for k, v in os.environ.items() if k != "GSID_NO_PROGRESS"}
+    env["GSID_PROGRESS_INTERVAL"] = "0"  # a line at every 10%, however fast the loop
     r = subprocess.run([sys.executable, "-m", "gsid.cli", "data", "synth", "--items", "500",
                         "--out", "p"], capture_output=True, text=True, cwd=ws, env=env)  # fmt: skip
     assert r.returncode == 0
@@ -410,3 +411,26 @@ def test_progress_lines_when_not_a_terminal(ws):
                         "--items", "500", "--out", "p"], capture_output=True, text=True, cwd=ws,
                        env=env)  # fmt: skip
     assert r.returncode == 0 and r.stderr == ""
+
+
+def test_line_progress_over_numpy_arrays_and_quiet_for_quick_loops(capsys, monkeypatch):
+    from gsid._progress import LineProgress
+
+    monkeypatch.setenv("GSID_PROGRESS_INTERVAL", "0")
+    assert list(LineProgress(np.arange(4), desc="four")) == [0, 1, 2, 3]  # no truth-value error
+    assert "gsid: four: 100% (4/4)" in capsys.readouterr().err
+    monkeypatch.setenv("GSID_PROGRESS_INTERVAL", "60")
+    assert sum(LineProgress(range(1000), desc="quick")) == 499500
+    assert capsys.readouterr().err == ""
+
+
+def test_a_bench_logs_its_stages_when_not_a_terminal(ws):
+    env = {k: v for k, v in os.environ.items() if k != "GSID_NO_PROGRESS"}
+    env["GSID_PROGRESS_INTERVAL"] = "0"
+    r = subprocess.run([sys.executable, "-m", "gsid.cli", "bench", "--data", "ds", "--methods",
+                        "bm25", "--latency-sample", "20", "--out", "rep"],
+                       capture_output=True, text=True, cwd=ws, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    lines = r.stderr.splitlines()
+    assert "gsid: bm25: indexing 300 items" in lines and "gsid: bm25: done" in lines
+    assert any(line.startswith("gsid: bm25 latency: 100%") for line in lines), lines

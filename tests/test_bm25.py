@@ -56,8 +56,8 @@ def test_unknown_words_give_empty_rows(en):
 @pytest.mark.parametrize("method", METHODS)
 def test_every_variant_ranks_the_match_first(en, method):
     ids, scores = BM25Retriever(method=method).index(en).search(["hammer drill", "zzz"], k=5)
-    assert ids[0, 0] == "d2"
-    assert all(v is None for v in ids[1])
+    assert ids[0, 0] == "d2" and scores[0, 0] == scores[0].max() > 0
+    assert all(v is None for v in ids[1]) and np.all(scores[1] == -np.inf)
 
 
 def test_k_larger_than_catalogue(en):

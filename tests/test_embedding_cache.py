@@ -30,19 +30,29 @@ def test_rows_are_reused_by_text(tmp_path):
     assert np.array_equal(cached_rows("enc-1", ["hose"], None, f), a[1:2])  # no cache
 
 
+def test_a_list_seen_before_returns_its_very_rows(tmp_path):
+    """The first computation of a list is one call over the whole list (as without a cache)."""
+    f = Counting()
+    texts = ["b", "a", "b"]  # a repeat inside the list is computed as the caller asked
+    assert (
+        cached_rows("e", texts, None, f).tolist() == cached_rows("e", texts, tmp_path, f).tolist()
+    )
+    assert f.seen == [texts, texts]
+
+
 def test_damaged_shards_are_recomputed_and_many_are_merged(tmp_path, monkeypatch):
     f = Counting()
     cached_rows("e", ["a", "b"], tmp_path, f)
-    (shard,) = tmp_path.glob("rows-*/shard-*.npz")
+    (shard,) = tmp_path.glob("rows-*/*.npz")
     shard.write_bytes(b"junk")
     cached_rows("e", ["a", "b"], tmp_path, f)
     assert f.seen[-1] == ["a", "b"]
     monkeypatch.setattr(embedding_cache, "MERGE_AT", 4)
-    for t in "cdefg":
-        cached_rows("e", [t], tmp_path, f)
-    shards = list(tmp_path.glob("rows-*/shard-*.npz"))
-    assert len(shards) < 4
+    for t in "cdefg":  # each list holds one known text and one new: a small shard each
+        cached_rows("e", ["a", t], tmp_path, f)
+        assert f.seen[-1] == [t]
+    assert len(list(tmp_path.glob("rows-*/shard-*.npz"))) < 4
     n = len(f.seen)
-    out = cached_rows("e", list("abcdefg"), tmp_path, f)
+    out = cached_rows("e", list("gfedcba"), tmp_path, f)
     assert len(f.seen) == n  # everything still cached after the merge
     assert out[:, 0].tolist() == [1.0] * 7

@@ -11,9 +11,9 @@ from model_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture 
 from gsid.errors import ArtifactError, GsidError, NotFittedError
 from gsid.retrieval.base import load_retriever
 from gsid.retrieval.beam import brute_force_search, constrained_beam_search
-from gsid.retrieval.gsid_generative import (
+from gsid.retrieval.generative import GSIDGenerativeRetriever
+from gsid.retrieval.generative.scorers import (
     FullScorer,
-    GSIDGenerativeRetriever,
     PooledStepScorer,
     greedy_states,
     scorer_logits,
@@ -77,7 +77,7 @@ def test_fast_scorer_equals_the_decoder(gr):
         torch.testing.assert_close(a[..., :-1], b[..., :-1], atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(da, db, atol=1e-5, rtol=1e-5)
     # greedy path = model.generate (how items get their codes)
-    codes, d = model.generate(mem, mask)
+    _, d = model.generate(mem, mask)
     torch.testing.assert_close(
         greedy_states(fast, fast.start(mem, mask), len(QUERIES), 2), d, atol=1e-5, rtol=1e-5
     )
@@ -139,8 +139,8 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
     bare = GSIDGenerativeRetriever(model_dir=str(run_dir / "run" / "model")).index(ds, False)
     assert np.array_equal(bare.ids_.codes, gr.ids_.codes)
     assert (bare.search(QUERIES, k=8).ids == a.ids).all()
-    assert cos.item_reps_.dtype == np.float16
-    assert cos.index_bytes() == gr.index_bytes() + cos.item_reps_.nbytes
+    assert cos.item_vectors_.dtype == np.float16
+    assert cos.index_bytes() == gr.index_bytes() + cos.item_vectors_.nbytes
     ids, scores = cos.search(QUERIES, k=8)
     for row, sc in zip(ids, scores, strict=True):
         n = sum(x is not None for x in row)
@@ -153,7 +153,7 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
     row = {x: n for n, x in enumerate(cos.item_ids_)}
     for b in range(len(QUERIES)):
         found = [x for x in ids[b] if x is not None]
-        expect = cos.item_reps_[[row[x] for x in found]].astype(np.float32) @ Q[b]
+        expect = cos.item_vectors_[[row[x] for x in found]].astype(np.float32) @ Q[b]
         np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
     # cosine re-ranks the same candidates that prior ranking lists
     wide = gr.search(QUERIES, k=48).ids
@@ -165,27 +165,28 @@ def test_save_load_and_model_dir_with_cosine(gr, ds, run_dir, tmp_path):
 
 
 def test_batched_cosine_matches_per_candidate_dot_products(gr, ds, run_dir, monkeypatch):
-    """_cosine scores distinct candidates against the whole batch, in chunks: small chunks
+    """union_cosine scores distinct candidates against the whole batch, in chunks: small chunks
     (many passes) give the same scores as one dot product per (query, candidate)."""
-    import gsid.retrieval.gsid_generative as generative
+    import gsid.retrieval.generative.cosine as cosine
 
     cos = GSIDGenerativeRetriever(model_dir=str(run_dir / "run"), rescore="cosine").index(ds, False)
     rng = np.random.default_rng(0)
-    reps = torch.randn(3, 1, cos.item_reps_.shape[1])
+    reps = torch.randn(3, 1, cos.item_vectors_.shape[1])
     rows = rng.integers(0, len(cos.item_ids_), 40)  # repeats across and within queries
     query = np.sort(rng.integers(0, 3, 40))
     Q = torch.nn.functional.normalize(reps[:, 0], dim=-1).numpy()
-    expect = (cos.item_reps_[rows].astype(np.float32) * Q[query]).sum(1)
+    expect = (cos.item_vectors_[rows].astype(np.float32) * Q[query]).sum(1)
     for chunk in (1 << 22, 64):  # one pass; a few rows per pass
-        monkeypatch.setattr(generative, "_COSINE_CHUNK", chunk)
-        np.testing.assert_allclose(cos._cosine(reps, rows, query), expect, atol=1e-5)
+        monkeypatch.setattr(cosine, "_COSINE_CHUNK", chunk)
+        got = cos._item_scores(torch.from_numpy(Q), rows, query, None)
+        np.testing.assert_allclose(got, expect, atol=1e-5)
 
 
 def test_range_cosine_matches_per_candidate_dot_products():
-    """_range_cosine: beams of several queries share ranges, some cut short by the depth limit,
+    """range_cosine: beams of several queries share ranges, some cut short by the depth limit,
     some empty; the scores come back in beam order, equal to one dot product per candidate."""
-    from gsid.retrieval.generative import beam_ranges, expand_ids
-    from gsid.retrieval.gsid_generative import _range_cosine
+    from gsid.retrieval.generative.candidates import beam_ranges, expand_ids
+    from gsid.retrieval.generative.cosine import range_cosine
     from gsid.retrieval.trie import CodeTrie
 
     rng = np.random.default_rng(1)
@@ -196,7 +197,7 @@ def test_range_cosine_matches_per_candidate_dot_products():
     rows = np.concatenate([np.arange(a, a + c) for a, c in zip(lo, cnt, strict=True)])
     query = np.repeat(np.arange(9) // 3, cnt)
     expect = (items[rows].float() * Q[query]).sum(1)
-    torch.testing.assert_close(_range_cosine(items, Q, lo, cnt, 3), expect)
+    torch.testing.assert_close(range_cosine(items, Q, lo, cnt, 3), expect)
     # the same layout as expand_ids with a per-query budget
     codes = rng.integers(0, 3, (30, 2))
     trie = CodeTrie.from_codes(codes, np.full(30, 2), 3)
@@ -206,14 +207,15 @@ def test_range_cosine_matches_per_candidate_dot_products():
     b_lo, b_cnt = beam_ranges(trie, nodes, 30, 5)
     assert b_cnt.sum() == len(r_rows)
     expect = (items[r_rows].float() * Q[r_query]).sum(1)
-    torch.testing.assert_close(_range_cosine(items, Q[:2], b_lo, b_cnt, 3), expect)
+    torch.testing.assert_close(range_cosine(items, Q[:2], b_lo, b_cnt, 3), expect)
 
 
 def test_cosine_strategies_agree_and_top_per_query_ranks(gr, ds, run_dir, monkeypatch):
     """Forcing either cosine strategy gives the same search results (prefix beams: big ranges;
-    whole IDs: small ones), and _top_per_query keeps each query's best k, best first."""
-    import gsid.retrieval.gsid_generative as generative
-    from gsid.retrieval.gsid_generative import _top_per_query
+    whole IDs: small ones), and top_per_query keeps each query's best k, best first (ties in
+    beam order when stable)."""
+    import gsid.retrieval.generative.cosine as generative
+    from gsid.retrieval.generative.candidates import top_per_query
 
     base = dict(model_dir=str(run_dir / "run"), rescore="cosine", rescore_depth=7)
     for extra in ({}, {"id_levels": 1, "beam_width": 2}):
@@ -228,16 +230,20 @@ def test_cosine_strategies_agree_and_top_per_query_ranks(gr, ds, run_dir, monkey
     rows = np.array([5, 6, 7, 8, 9, 1])
     scores = np.array([0.1, 0.9, 0.5, 0.3, 0.2, 0.4])
     query, per_q = np.array([0, 0, 0, 0, 2, 2]), np.array([4, 0, 2])
-    r_rows, r_scores, r_query, rank = _top_per_query(rows, scores, query, per_q, 2)
-    assert r_rows.tolist() == [6, 7, 1, 9] and r_query.tolist() == [0, 0, 2, 2]
-    assert rank.tolist() == [0, 1, 0, 1] and r_scores.tolist() == [0.9, 0.5, 0.4, 0.2]
+    for stable in (False, True):
+        r_rows, r_scores, r_query, rank = top_per_query(rows, scores, query, per_q, 2, stable)
+        assert r_rows.tolist() == [6, 7, 1, 9] and r_query.tolist() == [0, 0, 2, 2]
+        assert rank.tolist() == [0, 1, 0, 1] and r_scores.tolist() == [0.9, 0.5, 0.4, 0.2]
+    tied = np.array([0.5, 0.5, 0.5, 0.1, 0.2, 0.2])  # equal scores keep beam order
+    r_rows, _, _, _ = top_per_query(rows, tied, query, per_q, 3, stable=True)
+    assert r_rows.tolist() == [5, 6, 7, 9, 1]
 
 
 def test_beam_mass_keeps_ids_until_their_probability_mass(gr, ds, run_dir, tmp_path):
     """mass_cut drops a beam once the beams before it hold the mass (each query keeps one);
     beam_mass in the retriever lists only the kept IDs' items, survives save/load, and bad
     values are refused."""
-    from gsid.retrieval.gsid_generative import mass_cut
+    from gsid.retrieval.generative.candidates import mass_cut
 
     nodes = torch.tensor([[5, 6, 7, 8], [1, 2, 3, -1]])
     logp = torch.tensor([[0.5, 0.3, 0.15, 0.05], [0.9, 0.05, 0.05, 0.0]]).log()
@@ -303,8 +309,11 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
         beam_width=4,
         cache_dir=str(run_dir),
     ).index(ds, show_progress=False)
-    assert isinstance(r.item_reps_, PQVectors) and r.item_reps_.codes.shape == (len(ds.items), 4)
-    assert r.index_bytes() == r.trie_.nbytes() + r.item_reps_.nbytes()
+    assert isinstance(r.item_vectors_, PQVectors) and r.item_vectors_.codes.shape == (
+        len(ds.items),
+        4,
+    )
+    assert r.index_bytes() == r.trie_.nbytes() + r.item_vectors_.nbytes()
     ids, scores = r.search(QUERIES, k=8)
     # scores: PQ inner products with d_0 of the query, whose memory is the static encoding
     model = r.model_
@@ -317,7 +326,7 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
     for b in range(len(QUERIES)):
         found = [x for x in ids[b] if x is not None]
         rows = np.array([pos[x] for x in found])
-        expect = r.item_reps_.decode(rows) @ Q[b]
+        expect = r.item_vectors_.decode(rows) @ Q[b]
         np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
     # the static encoder was fitted to the model's own pooled query features
     from gsid.models.train import pooled_features
@@ -343,11 +352,11 @@ def test_loaded_frozen_model_reads_features_through_the_cache(run_dir, tmp_path)
     model = GSIDModel.load(run_dir / "run" / "model")
     assert getattr(model, "encoder_source_", None) is None  # not the model that trained
     a = pooled_features(model, QUERIES, str(tmp_path))
-    assert len(list(tmp_path.glob("rows-*/shard-*.npz"))) == 1
+    assert len(list(tmp_path.glob("rows-*/*.npz"))) == 1
     torch.testing.assert_close(a, model.pooled_features(QUERIES))
     again = GSIDModel.load(run_dir / "run" / "model")  # same weights: the same entry
     torch.testing.assert_close(pooled_features(again, QUERIES, str(tmp_path)), a)
-    assert len(list(tmp_path.glob("rows-*/shard-*.npz"))) == 1
+    assert len(list(tmp_path.glob("rows-*/*.npz"))) == 1
 
 
 def test_t5_model_uses_the_full_decoder(ds, t5_dir):
@@ -383,7 +392,7 @@ def test_bad_input_and_options(gr, tmp_path):
     no_vectors = GSIDGenerativeRetriever(rescore="cosine")
     no_vectors.__dict__.update({a: getattr(gr, a) for a in ("model_", "ids_", "trie_")})
     no_vectors.item_ids_ = gr.item_ids_
-    with pytest.raises(NotFittedError, match="representations"):
+    with pytest.raises(NotFittedError, match="needs the items' vectors"):
         no_vectors.search(["drill"])
     with pytest.raises(GsidError, match="rescore"):
         GSIDGenerativeRetriever(rescore="bm25")

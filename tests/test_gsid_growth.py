@@ -111,7 +111,7 @@ def test_assign_only_keeps_old_codes(model_a, split):
 
 def test_zero_budget_fine_tune_reproduces_the_model(model_a, split):
     """Weights, codebooks and EMA buffers all carry over: no batch, no change."""
-    out, model, ids = model_a
+    _, model, _ = model_a
     _, full = split
     before = {k: v.clone() for k, v in model.state_dict().items()}
     tuned, _ = fine_tune_gsid(full, model, max_batches_per_level=0)

@@ -58,7 +58,13 @@ def test_dead_codes_are_reseeded():
 
 def test_gradient_codebooks_are_parameters():
     cb = Codebooks(2, 4, 8, ema=False)
-    assert cb.weight.requires_grad
+    assert cb.weight.requires_grad and cb.weight.shape == (2, 4, 8)
+    assert [n for n, p in cb.named_parameters() if p.requires_grad] == ["weight"]
+    # the code logits pull gradient into the scored level's codebook only
+    cb.logits(torch.randn(3, 8), 1).logsumexp(-1).sum().backward()
+    assert cb.weight.grad[1].abs().sum() > 0 and torch.equal(cb.weight.grad[0], torch.zeros(4, 8))
+    ema = Codebooks(2, 4, 8, ema=True)
+    assert not any(p.requires_grad for p in ema.parameters())  # moved by EMA updates only
 
 
 def test_info_nce_multi_positive():
@@ -77,7 +83,11 @@ def test_info_nce_multi_positive():
 def test_kl_and_commitment():
     lg = torch.randn(5, 7)
     assert code_kl(lg, lg).abs() < 1e-6
-    assert code_kl(lg, -lg) > 0
+    # KL(p_item || p_query), averaged over rows
+    p_item, p_query = lg.neg().softmax(-1), lg.softmax(-1)
+    expected = (p_item * (p_item.log() - p_query.log())).sum(-1).mean()
+    torch.testing.assert_close(code_kl(lg, -lg), expected)
+    assert expected > 0
     codes = torch.tensor([[1], [2], [3], [4], [5]])
     sharp = torch.full((5, 7), -10.0)
     sharp[torch.arange(5), codes[:, 0]] = 10.0
@@ -169,7 +179,7 @@ def test_t5_from_scratch_with_a_catalogue_tokenizer(tmp_path, ds):
         epochs_per_level=1,
         warmup_batches=1,
     )
-    model, ids = train_gsid(ds, cfg, tmp_path / "run", show_progress=False)
+    model, _ = train_gsid(ds, cfg, tmp_path / "run", show_progress=False)
     tok = model.tokenizer
     assert len(tok) <= 300 and tok.pad_token_id == 0 and "cordless" in tok.get_vocab()
     assert model.backbone.get_input_embeddings().num_embeddings == len(tok)

@@ -55,7 +55,7 @@ def test_pretrain_t5_moves_encoder_and_keeps_training(tmp_path, ds, t5_dir):
     assert moved
     # end to end: pre-training then GSID training, saved with the grown tokenizer
     cfg2 = cfg.replace(pretrain_batches=3, epochs_per_level=1, warmup_batches=1)
-    m2, ids = train_gsid(ds, cfg2, tmp_path / "run", show_progress=False)
+    _, ids = train_gsid(ds, cfg2, tmp_path / "run", show_progress=False)
     assert ids.provenance["pretrained"] is True
     again = GSIDModel.load(tmp_path / "run" / "model")
     assert "[QGEN]" in again.tokenizer.get_vocab()

@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from model_fixtures import ds_fixture, one_torch_thread_fixture, small, t5_dir_fixture  # noqa: F401 (pytest fixtures)
 
 from gsid.errors import GsidError
@@ -30,7 +31,7 @@ def trained(tmp_path_factory, ds, t5_dir):
 
 
 def test_train_writes_artifacts(trained, ds):
-    out, model, ids = trained
+    out, _, ids = trained
     assert isinstance(ids, SemanticIDs)
     assert ids.n_items == len(ds.items) and ids.collision_rate() == 0.0
     assert ids.config["builder"] == "gsid"
@@ -61,7 +62,7 @@ def test_saved_model_reassigns_the_same_codes(trained, ds):
 
 def test_gsid_is_evaluated_by_the_one_harness(trained, ds):
     """q2i, code agreement and i2i of a GSID model all come from run_bench."""
-    out, model, ids = trained
+    out, model, _ = trained
     res = run_bench(ds, {"gsid": GSIDRetriever(model_dir=str(out))}, timing=False, i2i=True)
     m = res.methods["gsid"]
     q = m.metrics["overall"]
@@ -144,24 +145,69 @@ def test_training_killed_at_a_checkpoint_resumes_to_the_same_codes(tmp_path, ds,
     assert not (run / "checkpoint").exists()
 
 
+ABLATIONS = dict(
+    ema=False,
+    multi_query=False,
+    prefix_batches=False,
+    kl_weight=0.0,
+    commit_weight=0.0,
+    reseed_dead=False,
+    pseudo_queries_per_item=0,
+    epochs_per_level=1,
+)
+
+
+def _fit_recording_codebooks(ds, cfg) -> tuple[GSIDTrainer, list]:
+    """Fit, recording (level, codebooks before, codebooks after) around every training step."""
+    snaps: list[tuple[int, torch.Tensor, torch.Tensor]] = []
+
+    class Recording(GSIDTrainer):
+        def _step(self, model, opt, feats, level, *rest):
+            before = model.codebooks.weight.detach().clone()
+            parts = super()._step(model, opt, feats, level, *rest)
+            snaps.append((level, before, model.codebooks.weight.detach().clone()))
+            return parts
+
+    trainer = Recording(cfg).fit(TrainData.from_dataset(ds, "train", 0), None, False)
+    return trainer, snaps
+
+
+def _level_span(snaps, level) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Codebooks before the first and after the last step of `level`, and its step count."""
+    steps = [(b, a) for lv, b, a in snaps if lv == level]
+    return steps[0][0], steps[-1][1], len(steps)
+
+
 def test_ablation_switches_run(tmp_path, ds, t5_dir):
-    cfg = small(
-        t5_dir,
-        ema=False,
-        multi_query=False,
-        prefix_batches=False,
-        kl_weight=0.0,
-        commit_weight=0.0,
-        reseed_dead=False,
-        pseudo_queries_per_item=0,
-        epochs_per_level=1,
-    )
-    trainer = GSIDTrainer(cfg).fit(TrainData.from_dataset(ds, "train", 0), None, False)
+    cfg = small(t5_dir, **ABLATIONS)
+    trainer, snaps = _fit_recording_codebooks(ds, cfg)
     assert trainer.item_codes_.shape == (len(ds.items), 2)
-    assert "codebook" in trainer.log_[-1]  # gradient codebooks get the VQ pull
-    # gradient codebooks move only at the level being trained
+    assert trainer.log_[-1]["codebook"] > 0  # gradient codebooks get the VQ pull
     cb = trainer.model_.codebooks.weight
     assert cb.requires_grad
+    assert [lv for lv, _, _ in snaps] == sorted(lv for lv, _, _ in snaps)
+    assert {lv for lv, _, _ in snaps} == {0, 1}
+    # the codebook of the level being trained moves during its level
+    for level in (0, 1):
+        start, end, _ = _level_span(snaps, level)
+        assert not torch.equal(start[level], end[level]), f"codebook {level} did not train"
+    # a later level's codebook stays as it was while level 0 trains (no gradient, and neither
+    # AdamW's weight decay nor its momentum may move a frozen level)
+    start, end, n = _level_span(snaps, 0)
+    assert n > cfg.warmup_batches and torch.equal(start[1], end[1])
+    # nothing between the steps touches them: level 1 starts where level 0 ended
+    assert torch.equal(_level_span(snaps, 1)[0], end)
+    assert torch.equal(cb.detach(), snaps[-1][2])
+
+
+def test_gradient_codebook_of_a_finished_level_stays_frozen(ds, t5_dir):
+    cfg = small(t5_dir, **ABLATIONS, weight_decay=0.0)  # no decay: only the gradient path
+    _, snaps = _fit_recording_codebooks(ds, cfg)
+    start, end, _ = _level_span(snaps, 0)
+    assert torch.equal(start[1], end[1])  # level 1, not yet trained: untouched
+    start, end, _ = _level_span(snaps, 1)
+    assert not torch.equal(start[1], end[1])
+    assert torch.equal(start[0], end[0]), "codebook 0 moved after its level was done"
 
 
 def test_retriever(tmp_path, ds, t5_dir):

@@ -105,7 +105,7 @@ def test_corrupted_artifacts_raise_artifact_error(tmp_path, monkeypatch) -> None
     p = ids.save(tmp_path / "ids")
     # truncated codes file
     (p / "codes.npy").write_bytes((p / "codes.npy").read_bytes()[:40])
-    with pytest.raises(ArtifactError, match="codes.npy is corrupted"):
+    with pytest.raises(ArtifactError, match=r"codes\.npy is corrupted"):
         SemanticIDs.load(p)
     monkeypatch.setenv("GSID_VERIFY", "0")  # the structural checks beneath the checksums
     with pytest.raises(ArtifactError):

@@ -1,6 +1,7 @@
 """Progress that follows the caller's wish: a bar on a terminal; when stderr is not a terminal
-(a log file, CI, nohup), one plain line per stage and every 10%, so a log shows that long work
-moves; nothing with `show_progress=False`, `--no-progress` or GSID_NO_PROGRESS=1."""
+(a log file, CI, nohup), one plain line per stage and per 10% of a long loop (at most one line
+every GSID_PROGRESS_INTERVAL seconds, default 5, so quick loops stay silent), so a log shows that
+long work moves; nothing with `show_progress=False`, `--no-progress` or GSID_NO_PROGRESS=1."""
 
 from __future__ import annotations
 
@@ -46,18 +47,21 @@ class LineProgress:
             total = len(iterable)  # type: ignore[arg-type]
         self.total, self.desc, self.n = total, desc or "working", 0
         self.t0 = self._last = time.perf_counter()
-        self._shown = -1
+        self._shown = 0
         self._post = ""
+        self.interval = float(os.environ.get("GSID_PROGRESS_INTERVAL", "5"))
 
     def update(self, n: int = 1) -> None:
         self.n += n
         now = time.perf_counter()
+        if now - self._last < self.interval:
+            return
         if self.total:
             tenth = min(10, int(10 * self.n / self.total))
             if tenth > self._shown:
                 self._shown = tenth
                 self._emit(f"{10 * tenth}% ({self.n:,}/{self.total:,})", now)
-        elif now - self._last >= 30:
+        else:
             self._emit(f"{self.n:,} done", now)
 
     def _emit(self, what: str, now: float) -> None:
@@ -76,14 +80,14 @@ class LineProgress:
         self.desc = desc
 
     def close(self) -> None:
-        if self.total is None and self.n:
-            self._emit(f"{self.n:,} done", time.perf_counter())
+        """A closing line for a loop that already printed one (so the log says it ended)."""
+        if self._last > self.t0 and (self.total is None or self._shown < 10):
+            done = f"{self.n:,} done" if self.total is None else f"100% ({self.n:,}/{self.total:,})"
+            self._emit(done, time.perf_counter())
+            self._shown = 10
 
     def __iter__(self) -> Iterator:
-        if self._shown < 0:
-            self._emit("started", self.t0)
-            self._shown = 0
-        for x in self.iterable or ():
+        for x in self.iterable if self.iterable is not None else ():
             yield x
             self.update(1)
         self.close()

@@ -77,6 +77,17 @@ def _decode(path: Path) -> str:
 
 def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
     """Read a file into a DataFrame of strings; return it with its format."""
+    path, fmt = _check_source(src)
+    if fmt == "parquet":
+        return _read_parquet(path, fmt), fmt
+    text = _decode(path)
+    if fmt == "jsonl":
+        return _read_jsonl(path, text), fmt
+    return _read_delimited(path, text, fmt, src.quoting), fmt
+
+
+def _check_source(src: Source) -> tuple[Path, str]:
+    """The path of `src` once it names a non-empty file, and its format."""
     path = Path(src.path)
     if path.is_dir():
         raise DataValidationError(f"{path} is a directory; pass the data file itself.")
@@ -92,50 +103,62 @@ def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
         )
     if src.quoting not in ("standard", "none"):
         raise DataValidationError(f"quoting must be 'standard' or 'none', got {src.quoting!r}")
-    if fmt == "parquet":
-        import pyarrow.parquet as pq
+    return path, fmt
 
-        try:
-            df = pq.read_table(path).to_pandas()
-        except Exception as e:  # pyarrow raises several types for bad files
-            raise DataValidationError(f"{path}: not a readable Parquet file ({e}).") from e
-        for c in df.columns:
-            if df[c].map(lambda v: isinstance(v, bytes)).any():
-                for i, v in enumerate(df[c]):
-                    if isinstance(v, bytes):
-                        try:
-                            df.at[i, c] = v.decode("utf-8")
-                        except UnicodeDecodeError:
-                            raise DataValidationError(
-                                f"{path}: {_row_ref(fmt, i)}, column {c!r} is not valid UTF-8; "
-                                f"store text columns as UTF-8 strings."
-                            ) from None
-        return df, fmt
-    text = _decode(path)
-    if fmt == "jsonl":
-        rows = []
-        for i, line in enumerate(text.splitlines()):
-            if not line.strip():
-                continue
+
+def _read_parquet(path: Path, fmt: str) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
+    try:
+        df = pq.read_table(path).to_pandas()
+    except Exception as e:  # pyarrow raises several types for bad files
+        raise DataValidationError(f"{path}: not a readable Parquet file ({e}).") from e
+    for c in df.columns:
+        if df[c].map(lambda v: isinstance(v, bytes)).any():
+            _decode_bytes_column(df, c, path, fmt)
+    return df
+
+
+def _decode_bytes_column(df: pd.DataFrame, c, path: Path, fmt: str) -> None:
+    """Decode the UTF-8 bytes values of column `c` in place."""
+    for i, v in enumerate(df[c]):
+        if isinstance(v, bytes):
             try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as e:
+                df.at[i, c] = v.decode("utf-8")
+            except UnicodeDecodeError:
                 raise DataValidationError(
-                    f"{path}: line {i + 1} is not valid JSON ({e.msg})."
+                    f"{path}: {_row_ref(fmt, i)}, column {c!r} is not valid UTF-8; "
+                    f"store text columns as UTF-8 strings."
                 ) from None
-            if not isinstance(obj, dict):
-                raise DataValidationError(
-                    f"{path}: line {i + 1} must be a JSON object, got {type(obj).__name__}."
-                )
-            rows.append(obj)
-        return pd.DataFrame(rows), fmt
+
+
+def _read_jsonl(path: Path, text: str) -> pd.DataFrame:
+    rows = []
+    for i, line in enumerate(text.splitlines()):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise DataValidationError(
+                f"{path}: line {i + 1} is not valid JSON ({e.msg})."
+            ) from None
+        if not isinstance(obj, dict):
+            raise DataValidationError(
+                f"{path}: line {i + 1} must be a JSON object, got {type(obj).__name__}."
+            )
+        rows.append(obj)
+    return pd.DataFrame(rows)
+
+
+def _read_delimited(path: Path, text: str, fmt: str, quoting_name: str) -> pd.DataFrame:
     sep = "," if fmt == "csv" else "\t"
-    quoting = csv.QUOTE_NONE if src.quoting == "none" else csv.QUOTE_MINIMAL
+    quoting = csv.QUOTE_NONE if quoting_name == "none" else csv.QUOTE_MINIMAL
     try:
         with warnings.catch_warnings():
             # more fields than the header: pandas would silently shift the columns
             warnings.simplefilter("error", pd.errors.ParserWarning)
-            df = pd.read_csv(
+            return pd.read_csv(
                 io.StringIO(text),
                 sep=sep,
                 dtype=str,
@@ -154,7 +177,6 @@ def read_raw(src: Source) -> tuple[pd.DataFrame, str]:
             f"{path}: cannot parse as {fmt.upper()} ({e}). Check the delimiter and quoting "
             f"(quoting='none' for files whose fields are never quoted)."
         ) from None
-    return df, fmt
 
 
 def _extra_fields(path: Path, text: str, sep: str, quoting: int) -> str:
@@ -180,6 +202,28 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
             f"{path} has no data rows (only a header or blank lines); a {schema.name} file needs "
             f"at least one row."
         )
+    out = _mapped_columns(df, src, schema, path)
+    for c in out.columns:
+        if c in schema.numeric:
+            continue
+        out[c] = (
+            out[c]
+            .map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
+            .str.strip()
+        )
+    _check_nonempty(out, schema, path, fmt)
+    _check_max_chars(out, schema, path, fmt)
+    _parse_numeric(out, schema, path, fmt)
+    _add_packed_columns(out, df, src)
+    if "attributes" in out.columns:
+        _check_attributes(out["attributes"], path, fmt)
+    out.attrs["fmt"] = fmt
+    out.attrs["path"] = str(path)
+    return out
+
+
+def _mapped_columns(df: pd.DataFrame, src: Source, schema: TableSchema, path: Path) -> pd.DataFrame:
+    """The schema's columns of `df` under their gsid names; every required one must be there."""
     unknown_targets = set(src.mapping) - set(schema.columns)
     if unknown_targets:
         raise DataValidationError(
@@ -205,15 +249,10 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
                 f"{path}: column {extra!r} named for category/attributes is not in the file; "
                 f"the file has {list(map(str, df.columns))}."
             )
-    out = pd.DataFrame(cols)
-    for c in out.columns:
-        if c in schema.numeric:
-            continue
-        out[c] = (
-            out[c]
-            .map(lambda v: "" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v))
-            .str.strip()
-        )
+    return pd.DataFrame(cols)
+
+
+def _check_nonempty(out: pd.DataFrame, schema: TableSchema, path: Path, fmt: str) -> None:
     for c in schema.nonempty_text:
         if c not in out.columns:
             continue
@@ -225,6 +264,9 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
                 f"{', first ' + str([int(r) + 1 for r in rows[:5]]) if len(rows) > 1 else ''}). "
                 f"Every {schema.name} row needs a non-empty {c}: fill it in or drop the row."
             )
+
+
+def _check_max_chars(out: pd.DataFrame, schema: TableSchema, path: Path, fmt: str) -> None:
     for c, limit in schema.max_chars:
         if c not in out.columns:
             continue
@@ -236,6 +278,10 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
                 f"more than the limit of {limit:,} ({int(long.sum())} such rows); a broken "
                 f"export? Shorten it (long text belongs in the description column)."
             )
+
+
+def _parse_numeric(out: pd.DataFrame, schema: TableSchema, path: Path, fmt: str) -> None:
+    """Turn the schema's numeric columns of `out` into float64 in place (blank: NaN)."""
     for c in schema.numeric:
         if c not in out.columns:
             continue
@@ -248,6 +294,11 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
                 f"{path}: {_row_ref(fmt, i)} has {c}={raw.iloc[i]!r}, which is not a number."
             )
         out[c] = num.astype("float64")
+
+
+def _add_packed_columns(out: pd.DataFrame, df: pd.DataFrame, src: Source) -> None:
+    """Join the category columns of `df` into `category` and pack its attribute columns into
+    JSON `attributes`, in place."""
     if src.category_columns:
         parts = df[src.category_columns].astype(str).map(str.strip)
         out["category"] = [
@@ -262,16 +313,15 @@ def read_table(src: Source, schema: TableSchema) -> pd.DataFrame:
             )
             for row in attrs.itertuples(index=False)
         ]
-    if "attributes" in out.columns:
-        for i, a in enumerate(out["attributes"]):
-            if a and not isinstance(_try_json(a), dict):
-                raise DataValidationError(
-                    f"{path}: {_row_ref(fmt, i)} has attributes {a[:60]!r}, which is not a JSON "
-                    f'object; write attributes as {{"name": "value", ...}}.'
-                )
-    out.attrs["fmt"] = fmt
-    out.attrs["path"] = str(path)
-    return out
+
+
+def _check_attributes(attributes: pd.Series, path: Path, fmt: str) -> None:
+    for i, a in enumerate(attributes):
+        if a and not isinstance(_try_json(a), dict):
+            raise DataValidationError(
+                f"{path}: {_row_ref(fmt, i)} has attributes {a[:60]!r}, which is not a JSON "
+                f'object; write attributes as {{"name": "value", ...}}.'
+            )
 
 
 def _try_json(s: str):
@@ -346,129 +396,23 @@ def build_dataset(
             _check_known_items(df, known, what)
 
     # ---- one query table keyed by normalised text
-    by_norm: dict[str, dict] = {}
-    by_id: dict[str, str] = {}
-
-    def add(qtext: str, qid: str | None, split: str, where: str) -> str:
-        norm = normalize_text(qtext)
-        if not norm:
-            raise DataValidationError(
-                f"{where}: the query is empty after normalisation; drop the row."
-            )
-        rec = by_norm.get(norm)
-        if rec is not None and qid and qid != rec["query_id"]:
-            # Two ids for one normalised query string ("fence  mesh" / "fence mesh"): one query.
-            by_id[qid] = norm
-        if rec is None:
-            rec = {"query_id": qid or f"q{len(by_norm)}", "query": qtext.strip(), "split": split}
-            if rec["query_id"] in by_id:
-                rec["query_id"] = f"q{len(by_norm)}-{norm[:8]}"
-            by_norm[norm] = rec
-            by_id[rec["query_id"]] = norm
-        elif split and rec["split"] and split != rec["split"]:
-            raise DataValidationError(
-                f"{where}: query {qtext!r} is in split {split!r} but also in {rec['split']!r}; a "
-                f"query string must sit in one split only (splits are per normalised query)."
-            )
-        elif split and not rec["split"]:
-            rec["split"] = split
-        return rec["query_id"]
-
-    def check_split(df: pd.DataFrame, i: int) -> str:
-        s = df["split"].iloc[i] if "split" in df.columns else ""
-        if s and s not in SPLITS:
-            raise DataValidationError(
-                f"{df.attrs['path']}: {_row_ref(df.attrs['fmt'], i)} has split {s!r}; allowed: {list(SPLITS)}."
-            )
-        return s
-
+    index = _QueryIndex()
     if q_df is not None:
         for i, (qid, qt) in enumerate(zip(q_df["query_id"], q_df["query"], strict=True)):
-            add(
-                qt,
-                qid,
-                check_split(q_df, i),
-                f"{q_df.attrs['path']}: {_row_ref(q_df.attrs['fmt'], i)}",
-            )
+            index.add(qt, qid, _split_of(q_df, i), _where(q_df, i))
     log_qids: list[str] = []
     if log_df is not None:
-        for i, qt in enumerate(log_df["query"]):
-            log_qids.append(
-                add(
-                    qt,
-                    None,
-                    check_split(log_df, i),
-                    f"{log_df.attrs['path']}: {_row_ref(log_df.attrs['fmt'], i)}",
-                )
-            )
-    j_qids: list[str] = []
-    if j_df is not None:
-        has_id, has_text = "query_id" in j_df.columns, "query" in j_df.columns
-        if not has_id and not has_text:
-            raise DataValidationError(
-                f"{j_df.attrs['path']}: judgments need a 'query_id' (with a queries file) or a "
-                f"'query' text column; map one with --map query_id=<col> or --map query=<col>."
-            )
-        for i in range(len(j_df)):
-            where = f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)}"
-            if has_id and j_df["query_id"].iloc[i]:
-                qid = j_df["query_id"].iloc[i]
-                if qid not in by_id:
-                    raise DataValidationError(
-                        f"{where} names query_id {qid!r}, which the queries file does not have; "
-                        f"add it there or give the query text in a 'query' column."
-                    )
-                j_qids.append(by_norm[by_id[qid]]["query_id"])
-            elif has_text:
-                j_qids.append(add(j_df["query"].iloc[i], None, check_split(j_df, i), where))
-            else:
-                raise DataValidationError(f"{where} has an empty query_id.")
+        log_qids = [
+            index.add(qt, None, _split_of(log_df, i), _where(log_df, i))
+            for i, qt in enumerate(log_df["query"])
+        ]
+    j_qids = _judgment_query_ids(j_df, index) if j_df is not None else []
+    qtable = index.table(fractions, seed)
 
-    qtable = pd.DataFrame(list(by_norm.values()), columns=["query_id", "query", "split"])
-    missing_split = qtable["split"] == ""
-    qtable.loc[missing_split, "split"] = [
-        hash_split(q, fractions, seed) for q in qtable.loc[missing_split, "query"]
-    ]
-
-    log_out = pd.DataFrame(columns=["query_id", "item_id", "weight", "user", "time"])
-    if log_df is not None:
-        log_out = pd.DataFrame(
-            {
-                "query_id": log_qids,
-                "item_id": log_df["item_id"].to_numpy(),
-                "weight": log_df["weight"].fillna(1.0).to_numpy() if "weight" in log_df else 1.0,
-                "user": log_df["user"].to_numpy() if "user" in log_df else "",
-                "time": log_df["time"].to_numpy() if "time" in log_df else "",
-            }
-        )
+    log_out = _log_table(log_df, log_qids)
     j_out = pd.DataFrame(columns=["query_id", "item_id", "grade"])
     if j_df is not None:
-        j_out = pd.DataFrame(
-            {
-                "query_id": j_qids,
-                "item_id": j_df["item_id"].to_numpy(),
-                "grade": j_df["grade"].to_numpy(),
-            }
-        )
-        raw_key = j_df["query_id"] if "query_id" in j_df.columns else j_df["query"]
-        dup = pd.DataFrame({"q": raw_key, "i": j_df["item_id"]}).duplicated(keep=False)
-        if dup.any():
-            i = int(np.flatnonzero(dup.to_numpy())[0])
-            raise DataValidationError(
-                f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)} judges pair "
-                f"({j_out['query_id'].iloc[i]!r}, {j_out['item_id'].iloc[i]!r}) again; average "
-                f"the grades of a pair into one row."
-            )
-        grades = j_out["grade"].to_numpy(dtype=float)
-        if not (grades >= relevance_threshold).any():
-            raise DataValidationError(
-                f"{j_df.attrs['path']}: no judgment reaches the relevance threshold "
-                f"{relevance_threshold:g} (grades run from {np.nanmin(grades):g} to "
-                f"{np.nanmax(grades):g}), so nothing would be relevant; lower the threshold "
-                f"(CLI: --relevance-threshold)."
-            )
-        # pairs that meet only through merged query aliases: average their grades
-        j_out = j_out.groupby(["query_id", "item_id"], as_index=False, sort=False)["grade"].mean()
+        j_out = _judgment_table(j_df, j_qids, relevance_threshold)
 
     qtable["frequency"] = _frequency(qtable, q_df, log_out, j_out, frequency_from)
     item_df = item_df.drop(
@@ -493,6 +437,140 @@ def build_dataset(
             "split_fractions": list(fractions),
         },
     )
+
+
+def _where(df: pd.DataFrame, i: int) -> str:
+    return f"{df.attrs['path']}: {_row_ref(df.attrs['fmt'], i)}"
+
+
+def _split_of(df: pd.DataFrame, i: int) -> str:
+    """The split named in row i of `df` ("" when none)."""
+    s = df["split"].iloc[i] if "split" in df.columns else ""
+    if s and s not in SPLITS:
+        raise DataValidationError(f"{_where(df, i)} has split {s!r}; allowed: {list(SPLITS)}.")
+    return s
+
+
+class _QueryIndex:
+    """The queries of all input files, one per normalised query string."""
+
+    def __init__(self) -> None:
+        self.by_norm: dict[str, dict] = {}
+        self.by_id: dict[str, str] = {}
+
+    def add(self, qtext: str, qid: str | None, split: str, where: str) -> str:
+        """Record a query (merged with an earlier one of the same normalised text); its id."""
+        by_norm, by_id = self.by_norm, self.by_id
+        norm = normalize_text(qtext)
+        if not norm:
+            raise DataValidationError(
+                f"{where}: the query is empty after normalisation; drop the row."
+            )
+        rec = by_norm.get(norm)
+        if rec is not None and qid and qid != rec["query_id"]:
+            # Two ids for one normalised query string ("fence  mesh" / "fence mesh"): one query.
+            by_id[qid] = norm
+        if rec is None:
+            rec = {"query_id": qid or f"q{len(by_norm)}", "query": qtext.strip(), "split": split}
+            if rec["query_id"] in by_id:
+                rec["query_id"] = f"q{len(by_norm)}-{norm[:8]}"
+            by_norm[norm] = rec
+            by_id[rec["query_id"]] = norm
+        elif split and rec["split"] and split != rec["split"]:
+            raise DataValidationError(
+                f"{where}: query {qtext!r} is in split {split!r} but also in {rec['split']!r}; a "
+                f"query string must sit in one split only (splits are per normalised query)."
+            )
+        elif split and not rec["split"]:
+            rec["split"] = split
+        return rec["query_id"]
+
+    def query_id(self, qid: str) -> str | None:
+        """The id of the query that `qid` names (an alias of it, possibly); None if unknown."""
+        norm = self.by_id.get(qid)
+        return None if norm is None else self.by_norm[norm]["query_id"]
+
+    def table(self, fractions, seed: int) -> pd.DataFrame:
+        """query_id, query, split; queries no file put in a split get a seeded hash split."""
+        qtable = pd.DataFrame(list(self.by_norm.values()), columns=["query_id", "query", "split"])
+        missing_split = qtable["split"] == ""
+        qtable.loc[missing_split, "split"] = [
+            hash_split(q, fractions, seed) for q in qtable.loc[missing_split, "query"]
+        ]
+        return qtable
+
+
+def _judgment_query_ids(j_df: pd.DataFrame, index: _QueryIndex) -> list[str]:
+    """The query id of each judgment row, by its query_id or else its query text."""
+    has_id, has_text = "query_id" in j_df.columns, "query" in j_df.columns
+    if not has_id and not has_text:
+        raise DataValidationError(
+            f"{j_df.attrs['path']}: judgments need a 'query_id' (with a queries file) or a "
+            f"'query' text column; map one with --map query_id=<col> or --map query=<col>."
+        )
+    j_qids: list[str] = []
+    for i in range(len(j_df)):
+        where = _where(j_df, i)
+        if has_id and j_df["query_id"].iloc[i]:
+            qid = j_df["query_id"].iloc[i]
+            known = index.query_id(qid)
+            if known is None:
+                raise DataValidationError(
+                    f"{where} names query_id {qid!r}, which the queries file does not have; "
+                    f"add it there or give the query text in a 'query' column."
+                )
+            j_qids.append(known)
+        elif has_text:
+            j_qids.append(index.add(j_df["query"].iloc[i], None, _split_of(j_df, i), where))
+        else:
+            raise DataValidationError(f"{where} has an empty query_id.")
+    return j_qids
+
+
+def _log_table(log_df: pd.DataFrame | None, log_qids: list[str]) -> pd.DataFrame:
+    if log_df is None:
+        return pd.DataFrame(columns=["query_id", "item_id", "weight", "user", "time"])
+    return pd.DataFrame(
+        {
+            "query_id": log_qids,
+            "item_id": log_df["item_id"].to_numpy(),
+            "weight": log_df["weight"].fillna(1.0).to_numpy() if "weight" in log_df else 1.0,
+            "user": log_df["user"].to_numpy() if "user" in log_df else "",
+            "time": log_df["time"].to_numpy() if "time" in log_df else "",
+        }
+    )
+
+
+def _judgment_table(
+    j_df: pd.DataFrame, j_qids: list[str], relevance_threshold: float
+) -> pd.DataFrame:
+    """query_id, item_id, grade: one row per judged pair; some grade must reach the threshold."""
+    j_out = pd.DataFrame(
+        {
+            "query_id": j_qids,
+            "item_id": j_df["item_id"].to_numpy(),
+            "grade": j_df["grade"].to_numpy(),
+        }
+    )
+    raw_key = j_df["query_id"] if "query_id" in j_df.columns else j_df["query"]
+    dup = pd.DataFrame({"q": raw_key, "i": j_df["item_id"]}).duplicated(keep=False)
+    if dup.any():
+        i = int(np.flatnonzero(dup.to_numpy())[0])
+        raise DataValidationError(
+            f"{j_df.attrs['path']}: {_row_ref(j_df.attrs['fmt'], i)} judges pair "
+            f"({j_out['query_id'].iloc[i]!r}, {j_out['item_id'].iloc[i]!r}) again; average "
+            f"the grades of a pair into one row."
+        )
+    grades = j_out["grade"].to_numpy(dtype=float)
+    if not (grades >= relevance_threshold).any():
+        raise DataValidationError(
+            f"{j_df.attrs['path']}: no judgment reaches the relevance threshold "
+            f"{relevance_threshold:g} (grades run from {np.nanmin(grades):g} to "
+            f"{np.nanmax(grades):g}), so nothing would be relevant; lower the threshold "
+            f"(CLI: --relevance-threshold)."
+        )
+    # pairs that meet only through merged query aliases: average their grades
+    return j_out.groupby(["query_id", "item_id"], as_index=False, sort=False)["grade"].mean()
 
 
 def _frequency(qtable, q_df, log_out, j_out, how: str) -> np.ndarray:

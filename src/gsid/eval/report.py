@@ -22,7 +22,7 @@ from gsid.eval.bench import BenchResult
 from gsid.eval.metrics import BUCKET_ORDER
 
 REPORT_VERSION = 1
-MISSING = "–"
+MISSING = "–"  # noqa: RUF001 (en dash: the tables' missing-value mark)
 
 
 # ---------------------------------------------------------------------------------- formatting
@@ -218,7 +218,7 @@ def render_markdown(result: BenchResult) -> str:
         f"`search([q], k={result.k})` calls; QPS@{st.get('batch_size')}: queries per second "
         f"when searching in batches; bytes/item: index bytes (without shared model weights) per "
         f"catalogue item; peak MB: largest RSS increase while building, indexing and searching; "
-        f"index s: indexing wall time (– when the retriever came already indexed).",
+        f"index s: indexing wall time (– when the retriever came already indexed).",  # noqa: RUF001 (en dash as in the table)
         "",
     ]
     return "\n".join(lines)

@@ -38,7 +38,7 @@ def collision_stats(ids: SemanticIDs) -> dict:
     colliding = counts[inverse] > 1 if ids.n_items else np.zeros(0, bool)
     return {
         "n_items": ids.n_items,
-        "n_unique_ids": int(len(counts)),
+        "n_unique_ids": len(counts),
         "collision_rate": float(colliding.mean()) if ids.n_items else 0.0,
         "n_colliding_items": int(colliding.sum()),
         "n_colliding_groups": int((counts > 1).sum()),
@@ -159,17 +159,7 @@ def _reassign(
 ) -> tuple[SemanticIDs, int]:
     """Move colliding full-length items to their next-best last-level code with a free ID."""
     n, L = ids.codes.shape
-    candidates = np.asarray(candidates)
-    if candidates.ndim == 1:
-        candidates = candidates[:, None]
-    if candidates.shape[0] != n:
-        raise GsidError(f"candidates has {candidates.shape[0]} rows for {n} items")
-    if distances is not None:
-        distances = np.asarray(distances, dtype=np.float64)
-        if distances.shape != candidates.shape:
-            raise GsidError(
-                f"distances shape {distances.shape} must match candidates {candidates.shape}"
-            )
+    candidates, distances = _check_candidates(candidates, distances, n)
     inverse, counts = ids.groups()
     colliding = (counts[inverse] > 1) & (ids.lengths == L)
     if not colliding.any():
@@ -205,19 +195,43 @@ def _reassign(
                 break  # every last-level code under this prefix is taken
             if i == keep:
                 continue
-            current = rows[i][last]
-            for c in cand[i]:
-                if c < 0 or c >= k_last or c == current:
-                    continue
-                key = (*prefix, c)
-                if key not in taken:
-                    taken.add(key)
-                    used_under[prefix] = used_under.get(prefix, 0) + 1
-                    codes[i, last] = c
-                    n_moved += 1
-                    break
+            c = _free_candidate(cand[i], prefix, rows[i][last], k_last, taken)
+            if c is not None:
+                taken.add((*prefix, c))
+                used_under[prefix] = used_under.get(prefix, 0) + 1
+                codes[i, last] = c
+                n_moved += 1
     step = {"op": "collisions", "strategy": "reassign", "n_reassigned": n_moved}
     return ids.derive(codes, ids.lengths, ids.codebook_sizes, step), n_moved
+
+
+def _check_candidates(
+    candidates: np.ndarray, distances: np.ndarray | None, n: int
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """candidates as (n, C) (a 1-D array: one candidate each), distances as float64 (n, C)."""
+    candidates = np.asarray(candidates)
+    if candidates.ndim == 1:
+        candidates = candidates[:, None]
+    if candidates.shape[0] != n:
+        raise GsidError(f"candidates has {candidates.shape[0]} rows for {n} items")
+    if distances is not None:
+        distances = np.asarray(distances, dtype=np.float64)
+        if distances.shape != candidates.shape:
+            raise GsidError(
+                f"distances shape {distances.shape} must match candidates {candidates.shape}"
+            )
+    return candidates, distances
+
+
+def _free_candidate(
+    cand: list[int], prefix: tuple, current: int, k_last: int, taken: set[tuple]
+) -> int | None:
+    """The first valid last-level code in `cand`, other than `current`, whose ID under `prefix`
+    is not taken; None when there is none."""
+    for c in cand:
+        if 0 <= c < k_last and c != current and (*prefix, c) not in taken:
+            return c
+    return None
 
 
 def ranked_candidates(dist: np.ndarray, n_candidates: int) -> tuple[np.ndarray, np.ndarray]:

@@ -186,7 +186,7 @@ def level_stats(
     top_tok = int(np.argmax(counts))
     h_cond = float((w * h_parent).sum())
     out["conditional"] = {
-        "n_parents": int(len(uparent)),
+        "n_parents": len(uparent),
         "entropy_bits": h_cond,
         "normalised_entropy": _normalised(h_cond, K),
         "top1_share": float((w * top1_parent).sum()),
@@ -266,7 +266,7 @@ def diagnose(
     if N:
         uniq_counts = np.unique(groups[-1], return_counts=True)[1]
         collision = float((uniq_counts[groups[-1]] > 1).mean())
-        n_unique = int(len(uniq_counts))
+        n_unique = len(uniq_counts)
     else:
         collision, n_unique = 0.0, 0
     out: dict[str, Any] = {
@@ -308,7 +308,7 @@ def diagnose(
             ami_rows.append(
                 {
                     "category": name,
-                    "n_classes": int(len(set(cat[keep].tolist()))),
+                    "n_classes": len(set(cat[keep].tolist())),
                     "ami_by_prefix": [ami(cat[keep].astype(str), g[keep]) for g in groups],
                 }
             )

@@ -167,7 +167,7 @@ def product_understanding(
             rows.append(
                 {
                     "prefix_len": int(p),
-                    "n_groups": int(len(np.unique(g))),
+                    "n_groups": len(np.unique(g)),
                     "ami": ami(y, g) if len(y) else 0.0,
                     "purity": purity(g, y) if len(y) else 0.0,
                     "coverage": coverage(g, y, min_size, min_purity) if len(y) else 0.0,
@@ -177,7 +177,7 @@ def product_understanding(
             {
                 "category": name,
                 "n_items": int(keep.sum()),
-                "n_classes": int(len(np.unique(labels[keep]))),
+                "n_classes": len(np.unique(labels[keep])),
                 "by_prefix": rows,
             }
         )

@@ -123,10 +123,7 @@ def token_table(ids: SemanticIDs, level: int) -> dict[str, np.ndarray]:
     n = int(has.sum())
     tok = codes[has, level].astype(np.int64)
     count = np.bincount(tok, minlength=K)[:K].astype(np.int64)
-    if level == 0:
-        par = np.zeros(n, np.int64)
-    else:
-        par = prefix_groups(codes, level)[has].astype(np.int64)
+    par = np.zeros(n, np.int64) if level == 0 else prefix_groups(codes, level)[has].astype(np.int64)
     pair = par * K + tok
     _, pinv, pc = np.unique(pair, return_inverse=True, return_counts=True)
     pinv = pinv.ravel()
@@ -187,7 +184,7 @@ def adaptive_variable_length(
         level, _ = _auto_level(ids)
     level = _check_level(ids, level)
     removed = routing_tokens(ids, level, top_k, share_factor, max_info_bits)
-    n, L = ids.codes.shape
+    _, L = ids.codes.shape
     sizes = list(ids.codebook_sizes)
     codes = ids.codes.copy()
     lengths = ids.lengths.copy()

@@ -288,7 +288,7 @@ class SemanticIDs:
         return float((counts[inverse] > 1).mean())
 
     def n_unique(self) -> int:
-        return int(len(self.groups()[1]))
+        return len(self.groups()[1])
 
     def is_prefix_free(self) -> bool:
         """True when no full ID is a strict prefix of another item's ID, i.e. every ID ends at

@@ -47,10 +47,7 @@ class Codebooks(nn.Module):
             eps,
         )
         init = torch.randn(n_levels, size, dim)  # random init, as in the paper
-        if normalize:
-            init = F.normalize(init, dim=-1)
-        else:
-            init = init / dim**0.5
+        init = F.normalize(init, dim=-1) if normalize else init / dim**0.5
         # (L, K, H); a parameter either way so it lands in state_dict/optimisers uniformly,
         # but EMA codebooks never require grad.
         self.weight = nn.Parameter(init, requires_grad=not ema)
@@ -127,7 +124,7 @@ class Codebooks(nn.Module):
         self.weight.data[t][dead] = new
         self.embed_sum[t][dead] = new
         self.cluster_size[t][dead] = 1.0
-        return int(len(dead))
+        return len(dead)
 
     @torch.no_grad()
     def seed_from(self, t: int, x: torch.Tensor, generator: torch.Generator) -> None:

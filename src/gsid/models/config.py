@@ -85,6 +85,15 @@ class GSIDConfig:
         self.validate()
 
     def validate(self) -> None:
+        self._check_choices()
+        self._check_ranges()
+        if self.align_encoder is not None:
+            from gsid.models.align import alignment_config
+
+            alignment_config(self)  # unknown or invalid fields fail here, before any training
+
+    def _check_choices(self) -> None:
+        """The named options and the combinations they must come in."""
         if self.skip_gate and not self.memory_skip:
             raise GsidError("skip_gate gates the memory_skip path: set memory_skip=True as well")
         if self.backbone not in BACKBONES:
@@ -101,6 +110,9 @@ class GSIDConfig:
                 "tokenizer_vocab trains a catalogue tokenizer for a T5 built from scratch: it "
                 "needs backbone='t5' with t5_config (a pretrained model keeps its own tokenizer)"
             )
+
+    def _check_ranges(self) -> None:
+        """The numeric options' ranges."""
         if self.tokenizer_vocab < 0:
             raise GsidError(f"tokenizer_vocab must be >= 0, got {self.tokenizer_vocab}")
         for name in (
@@ -129,11 +141,6 @@ class GSIDConfig:
             if getattr(self, name) < 0:
                 raise GsidError(f"{name} must be >= 0, got {getattr(self, name)!r}")
 
-        if self.align_encoder is not None:
-            from gsid.models.align import alignment_config
-
-            alignment_config(self)  # unknown or invalid fields fail here, before any training
-
     @property
     def cached_features(self) -> bool:
         """Frozen encoder + pooled memory: encoder outputs never change, so compute them once."""
@@ -152,4 +159,4 @@ class GSIDConfig:
         return dataclasses.replace(self, **changes)
 
 
-__all__ = ["GSIDConfig", "BACKBONES", "MEMORIES", "field"]
+__all__ = ["BACKBONES", "MEMORIES", "GSIDConfig", "field"]

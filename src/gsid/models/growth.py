@@ -52,7 +52,7 @@ def grow_split(dataset, fraction: float = 0.1, seed: int = 0, new_log: str = "no
     if new_log not in NEW_LOG:
         raise GsidError(f"new_log must be one of {list(NEW_LOG)}, got {new_log!r}")
     ids = dataset.item_ids
-    n_new = int(round(fraction * len(ids)))
+    n_new = round(float(fraction) * len(ids))
     if n_new < 1 or n_new >= len(ids):
         raise DataValidationError(
             f"a {fraction:.0%} growth of {len(ids)} items holds out {n_new} items; it needs at "
@@ -205,10 +205,11 @@ def code_stability(
     o_ids, o_codes, o_lv = _as_code_map(old_ids_or_codes, old_item_ids, "old_ids_or_codes")
     n_ids, n_codes, n_lv = _as_code_map(new_codes, item_ids, "new_codes")
     L = levels or min(v for v in (o_lv, n_lv, o_codes.shape[1], n_codes.shape[1]) if v)
-    if L > min(o_codes.shape[1], n_codes.shape[1]):
+    n_cols = min(o_codes.shape[1], n_codes.shape[1])
+    if n_cols < L:
         raise GsidError(
             f"levels={L} but the codes have {o_codes.shape[1]} (old) and {n_codes.shape[1]} "
-            f"(new) columns; pass levels <= {min(o_codes.shape[1], n_codes.shape[1])}"
+            f"(new) columns; pass levels <= {n_cols}"
         )
     o_codes, n_codes = o_codes[:, :L], n_codes[:, :L]
     row_new = {iid: n for n, iid in enumerate(n_ids)}
@@ -224,9 +225,9 @@ def code_stability(
     new_rows = np.asarray([n for n, iid in enumerate(n_ids) if iid not in old_set], np.int64)
     out: dict = {
         "levels": int(L),
-        "n_old": int(len(both)),
+        "n_old": len(both),
         "n_old_missing": int(len(o_ids) - len(both)),
-        "n_new": int(len(new_rows)),
+        "n_new": len(new_rows),
         "keep_full": float((a == b).all(1).mean()),
     }
     for lv in range(1, L):
@@ -253,4 +254,4 @@ def code_stability(
     return out
 
 
-__all__ = ["grow_split", "fine_tune_gsid", "code_stability", "NEW_LOG"]
+__all__ = ["NEW_LOG", "code_stability", "fine_tune_gsid", "grow_split"]

@@ -557,13 +557,20 @@ class GSIDTrainer:
         loss.backward()
         params = [p for g in opt.param_groups for p in g["params"]]
         dd.average_gradients(params)
+        frozen = None
         if not cfg.ema and model.codebooks.weight.grad is not None:
             keep = torch.zeros_like(model.codebooks.weight.grad)
             keep[level] = 1.0  # codebooks of other steps are frozen
             model.codebooks.weight.grad.mul_(keep)
+            frozen = model.codebooks.weight.detach().clone()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         opt.step()
+        if frozen is not None:  # AdamW's momentum and weight decay would still move them
+            with torch.no_grad():
+                others = torch.ones(len(frozen), dtype=torch.bool)
+                others[level] = False
+                model.codebooks.weight[others] = frozen[others]
         with torch.no_grad():
             # a fine-tuned codebook keeps its old codes: never re-seed it from a batch
             if cfg.init_from_data and b == cfg.warmup_batches and not self.fine_tuning_:

@@ -5,10 +5,10 @@ from gsid.retrieval.bm25 import BM25Retriever
 from gsid.retrieval.dense import DenseRetriever, FineTunedDenseRetriever
 
 __all__ = [
-    "Retriever",
-    "SearchResults",
-    "load_retriever",
     "BM25Retriever",
     "DenseRetriever",
     "FineTunedDenseRetriever",
+    "Retriever",
+    "SearchResults",
+    "load_retriever",
 ]

@@ -151,7 +151,7 @@ class Retriever(ABC):
 #: modules of retriever classes that moved; indexes saved before still load
 _MOVED = {
     "gsid.indexer.retriever": "gsid.retrieval.gsid",
-    "gsid.indexer.generative": "gsid.retrieval.gsid_generative",
+    "gsid.indexer.generative": "gsid.retrieval.generative.gsid_gr",
 }
 
 

@@ -111,11 +111,10 @@ def constrained_beam_search(
         live = scores > NEG_INF
         if not bool(live.any()):
             break
-        if length_penalty == 0 and t > 0:
-            # log-probs are <= 0: a live beam can only lose score, so once every query's R-th
-            # finished ID beats its best live beam nothing better can come.
-            if bool((fin.worst() >= scores.max(dim=1).values).all()):
-                break
+        # log-probs are <= 0: a live beam can only lose score, so once every query's R-th
+        # finished ID beats its best live beam nothing better can come.
+        if length_penalty == 0 and t > 0 and bool((fin.worst() >= scores.max(dim=1).values).all()):
+            break
         # live beams come first (see the re-sort below): ask the model only about the first
         # `w` beams of every query (at t = 0 that is one beam instead of W)
         w = max(int(live.sum(1).max()), 1)

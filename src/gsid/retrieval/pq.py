@@ -104,7 +104,7 @@ class PQVectors:
         x = np.ascontiguousarray(x, dtype=np.float32)
         N, D = x.shape
         m, nbits = parse_spec(spec, D)
-        if N < 1 << nbits:
+        if (1 << nbits) > N:
             raise GsidError(f"{spec!r} needs at least {1 << nbits} vectors to train, got {N}")
         means = group = None
         if is_residual(spec):
@@ -119,7 +119,7 @@ class PQVectors:
         pq = faiss.ProductQuantizer(D, m, nbits)
         pq.cp.seed = seed
         train = x
-        if N > max_train:
+        if max_train < N:
             train = x[np.random.default_rng(seed).choice(N, max_train, replace=False)]
         pq.train(train)
         cents = faiss.vector_to_array(pq.centroids).reshape(m, 1 << nbits, D // m)

@@ -16,9 +16,9 @@ METHODS: dict[str, str] = {
     "bm25": "gsid.retrieval.bm25:BM25Retriever",
     "dense": "gsid.retrieval.dense:DenseRetriever",
     "dense-ft": "gsid.retrieval.dense:FineTunedDenseRetriever",
-    "gr": "gsid.retrieval.generative:GenerativeRetriever",
+    "gr": "gsid.retrieval.generative.gr:GenerativeRetriever",
     "gsid": "gsid.retrieval.gsid:GSIDRetriever",
-    "gsid-gr": "gsid.retrieval.gsid_generative:GSIDGenerativeRetriever",
+    "gsid-gr": "gsid.retrieval.generative.gsid_gr:GSIDGenerativeRetriever",
     "hybrid": "gsid.retrieval.fusion:HybridRetriever",  # RRF of other methods (gsid-gr + BM25)
 }
 # Options that the harness passes to every method whose constructor accepts them.

@@ -4,8 +4,11 @@ texts never met are computed.
 
     X = cached_rows(encoder_identity, texts, "cache", lambda todo: encoder.encode(todo))
 
-Layout: `cache_dir/rows-<identity hash>/shard-*.npz`, each shard holding `keys` (M,) 16-byte
-hashes of identity + text and `rows` (M, D). A shard is written to a temporary file and renamed,
+Layout: `cache_dir/rows-<identity hash>/*.npz`, each shard holding `keys` (M,) 16-byte hashes
+of identity + text and `rows` (M, D). A list met for the first time is computed whole, in one
+call, exactly as without a cache, and kept as `list-<hash of the list>.npz`: asking for the same
+list again returns those very rows (batch composition can change float rounding, so rows
+assembled text by text may differ in the last bits); other lists take their rows text by text. A shard is written to a temporary file and renamed,
 so readers never see half a shard; two processes may add shards at once (at worst a text is
 computed twice). Many small shards are merged into one when they pile up. Hand-written because
 no maintained library caches numpy rows by key on disk without a server (joblib.Memory keys on
@@ -35,7 +38,7 @@ def _key(prefix: Any, text: str) -> bytes:
 
 def _read_shards(directory: Path) -> tuple[list[Path], dict[bytes, tuple[int, int]], list]:
     shards, where, rows = [], {}, []
-    for f in sorted(directory.glob("shard-*.npz")):
+    for f in sorted(directory.glob("*.npz")):
         try:
             with np.load(f, allow_pickle=False) as z:
                 keys, X = z["keys"], z["rows"]
@@ -50,9 +53,11 @@ def _read_shards(directory: Path) -> tuple[list[Path], dict[bytes, tuple[int, in
     return shards, where, rows
 
 
-def _write_shard(directory: Path, keys: list[bytes], X: np.ndarray) -> Path:
+def _write_shard(
+    directory: Path, keys: list[bytes], X: np.ndarray, name: str | None = None
+) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
-    name = f"shard-{os.getpid()}-{os.urandom(4).hex()}"
+    name = name or f"shard-{os.getpid()}-{os.urandom(4).hex()}"
     tmp = directory / f".{name}.tmp.npz"
     np.savez(tmp, keys=np.asarray(keys, dtype="S16"), rows=X)
     path = directory / f"{name}.npz"
@@ -73,19 +78,27 @@ def cached_rows(
         return compute(texts)
     prefix = hashlib.sha256(identity.encode("utf-8") + b"\x00")
     directory = Path(cache_dir) / f"rows-{prefix.hexdigest()[:24]}"
+    if not texts:
+        return np.asarray(compute([]))
     keys = [_key(prefix, t) for t in texts]
+    whole = hashlib.sha256(b"".join(keys)).hexdigest()[:24]
+    hit = _read_list(directory / f"list-{whole}.npz", len(texts))
+    if hit is not None:
+        return hit
     shards, where, rows = _read_shards(directory) if directory.is_dir() else ([], {}, [])
     todo = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in where))
-    if todo or not texts:
+    if len(todo) == len(set(keys)):  # nothing known: computed whole, as without a cache
+        X = np.asarray(compute(texts))
+        _write_shard(directory, keys, X, name=f"list-{whole}")
+        return X
+    if todo:
         new = np.asarray(compute(todo))
-        if not texts:
-            return new
         new_keys = [_key(prefix, t) for t in todo]
         _write_shard(directory, new_keys, new)
         s = len(rows)
         rows.append(new)
         where.update((k, (s, r)) for r, k in enumerate(new_keys))
-        if len(shards) + 1 >= MERGE_AT:
+        if sum(f.name.startswith("shard-") for f in shards) + 1 >= MERGE_AT:
             _merge(directory, where, rows)
     out = np.empty((len(texts), rows[0].shape[1]), dtype=rows[0].dtype)
     for i, k in enumerate(keys):
@@ -94,9 +107,18 @@ def cached_rows(
     return out
 
 
+def _read_list(path: Path, n: int) -> np.ndarray | None:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            X = z["rows"]
+    except (OSError, ValueError, KeyError, zipfile.BadZipFile):
+        return None
+    return X if len(X) == n else None
+
+
 def _merge(directory: Path, where: dict[bytes, tuple[int, int]], rows: list) -> None:
     """Rewrite every shard as one (the old ones are removed after the new one is in place)."""
-    old = sorted(directory.glob("shard-*.npz"))
+    old = sorted(directory.glob("shard-*.npz"))  # whole lists stay: they answer their list
     keys = list(where)
     X = np.stack([rows[s][r] for s, r in where.values()])
     merged = _write_shard(directory, keys, X)

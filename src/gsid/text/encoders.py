@@ -79,7 +79,9 @@ class SentenceEncoder:
         path = Path(resolve_model_path(self.model_name))
         weights = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin"))
         stamp = "".join(f"{w.name}:{w.stat().st_size}:{int(w.stat().st_mtime)}" for w in weights)
-        return f"{path}|{stamp}|{self.max_seq_length}"
+        # the batch size too: padded batches round differently in the last bits, and GSID's
+        # training amplifies that, so rows made with another batch size are not reused
+        return f"{path}|{stamp}|{self.max_seq_length}|{self.batch_size}"
 
     def encode(self, texts: list[str], show_progress: bool | None = None) -> np.ndarray:
         if len(texts) == 0:

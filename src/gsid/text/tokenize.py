@@ -9,6 +9,7 @@ single characters plus character bigrams, the standard dictionary-free CJK index
 from __future__ import annotations
 
 import functools
+import itertools
 import re
 
 from gsid.data.normalize import CJK_RUN, normalize_text
@@ -45,7 +46,7 @@ def _cjk_tokens(run: str, use_jieba: bool) -> list[str]:
     if jb is not None:
         return [w for w in jb.lcut(run) if w.strip()]
     chars = list(run)
-    return chars + [a + b for a, b in zip(chars, chars[1:], strict=False)]
+    return chars + [a + b for a, b in itertools.pairwise(chars)]
 
 
 class LexicalTokenizer:

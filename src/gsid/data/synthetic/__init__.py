@@ -204,7 +204,7 @@ def _assemble(
     n_clicked = len(np.unique(item[clicked]))
     g_cons = (intents.cons[queries.intent] >= 0).sum(axis=1)
     stats = {
-        "intents": int(len(np.unique(queries.intent))),
+        "intents": len(np.unique(queries.intent)),
         "searches": int(queries.searches.sum()),
         "clicks": int(clicks.sum()),
         "clicks_per_search": round(float(clicks.sum() / max(queries.searches.sum(), 1)), 4),

@@ -11,7 +11,7 @@ import numpy as np
 from gsid.data.synthetic.arrays import fill, flat, ojoin, pick, zipf_p
 from gsid.data.synthetic.config import SyntheticConfig
 from gsid.data.synthetic.typos import typo_in_text
-from gsid.data.synthetic.vocabulary import load_vocabulary
+from gsid.data.synthetic.vocabulary import Vocabulary, load_vocabulary
 from gsid.data.synthetic.world import MAX_ATTRS, SLOTS, World
 
 
@@ -40,20 +40,7 @@ def make_items(world: World, cfg: SyntheticConfig, n: int, rng: np.random.Genera
     type_start = np.searchsorted(t, np.arange(T + 1))
     cat = world.type_cat[t]
     cat_start = np.searchsorted(cat, np.arange(len(world.cat_names) + 1))
-    values = np.full((n, SLOTS), -1, dtype=np.int16)  # brand ids and value indices are < 255
-    cat_brand_p = []
-    for c, ids in enumerate(world.cat_brands):
-        p = zipf_p(world.brand_rank[ids], cfg.brand_zipf)
-        cat_brand_p.append(p)
-        s, e = cat_start[c], cat_start[c + 1]
-        values[s:e, 0] = ids[rng.choice(len(ids), size=e - s, p=p)]
-    for tt in range(T):
-        s, e = type_start[tt], type_start[tt + 1]
-        for j in range(world.n_slots[tt]):
-            d = world.slot_def[tt, j]
-            lo, hi = world.def_off[d], world.def_off[d + 1]
-            p = zipf_p(world.def_zipf_rank[lo:hi], cfg.value_zipf)
-            values[s:e, 1 + j] = rng.choice(hi - lo, size=e - s, p=p)
+    values, cat_brand_p = _draw_values(world, cfg, n, type_start, cat_start, rng)
     b = values[:, 0].astype(np.int64)
     # latent popularity: brand pull + lognormal item effect
     log_pop = -0.35 * np.log(world.brand_rank[b]) + cfg.popularity_sigma * rng.standard_normal(n)
@@ -117,25 +104,7 @@ def make_items(world: World, cfg: SyntheticConfig, n: int, rng: np.random.Genera
     perm = np.asarray([[0, 1, 2, 3], [3, 2, 1, 0], [1, 2, 3, 0]])[attr_order]
     A = np.take_along_axis(A, perm, axis=1)
     A = np.take_along_axis(A, np.argsort(A == "", axis=1, kind="stable"), axis=1)
-    title = np.empty(n, dtype=object)
-    for k in range(6):
-        ix = np.flatnonzero(template == k)
-        b_, m_, n_, f_ = B[ix], M[ix], N[ix], F[ix]
-        a = [A[ix, j] for j in range(MAX_ATTRS)]
-        if k == 0:  # "Voltara Smart 55 Inch TV, 4K UHD, Black"
-            head, rest = ojoin([b_, m_, f_, a[0], n_], " "), ojoin(a[1:], ", ")
-            title[ix] = np.where(rest == "", head, head + ", " + rest)
-        elif k == 1:  # "Voltara TV Smart, 55 Inch, 4K UHD"
-            title[ix] = ojoin([ojoin([b_, n_, f_], " "), *a], ", ")
-        elif k == 2:  # "55 Inch 4K UHD Smart TV by Voltara"
-            body = ojoin([*a, f_, n_], " ")
-            title[ix] = np.where(b_ == "", body, body + " by " + b_)
-        elif k == 3:  # "TV 55 Inch 4K UHD Smart Voltara"
-            title[ix] = ojoin([n_, *a, f_, b_], " ")
-        elif k == 4:  # "Voltara VO-2041 - 55 Inch 4K UHD Smart TV"
-            title[ix] = ojoin([ojoin([b_, m_], " "), ojoin([*a, f_, n_], " ")], " - ")
-        else:  # "Voltara TV | 55 Inch | 4K UHD | Smart"
-            title[ix] = ojoin([ojoin([b_, n_], " "), *a, f_], " | ")
+    title = _template_titles(template, B, M, N, F, A)
     p_pre = cfg.marketing_rate * 0.55
     pre = u_mkt < p_pre
     suf = ~pre & (u_mkt < cfg.marketing_rate)
@@ -168,31 +137,105 @@ def make_items(world: World, cfg: SyntheticConfig, n: int, rng: np.random.Genera
     Jb = np.where((brand_style >= 0) | (u_case > 0.5), brand_json[b], "")
     attributes = "{" + ojoin([Jb, *(J[:, j] for j in range(MAX_ATTRS))], ", ") + "}"
 
-    # ---- descriptions: opener, the seller's specification list, features, department closer
     if cfg.with_descriptions:
         n_low = obj([x.lower() for x in noun_flat])[noun]
-        op = (desc_u[:, 1] * len(vocab.desc_openers)).astype(np.int64)
-        desc = np.empty(n, dtype=object)
-        for k, fmt in enumerate(vocab.desc_openers):
-            ix = np.flatnonzero(op == k)
-            desc[ix] = fill(fmt, {"b": names[b[ix]], "n": n_low[ix]})
-        value_desc = obj([f"{world.def_key[d]}: {world.value_canon[g]}"
-                          for d in range(len(world.def_key)) for g in range(world.def_off[d], world.def_off[d + 1])])  # fmt: skip
-        spec = ojoin(
-            [np.where(in_json[:, j], value_desc[gv[:, j]], "") for j in range(MAX_ATTRS)], "; "
-        )
-        desc = np.where(spec == "", desc, desc + " Specifications: " + spec + ".")
-        sent = obj([f" Features: {', '.join(fl[:c]).lower()}." if fl else "" for fl in world.features for c in (2, 3, 4)])  # fmt: skip
-        desc = desc + sent[3 * t + (desc_u[:, 2] * 3).astype(np.int64)]
-        closers, close_off = flat(
-            [vocab.desc_closers[world.dept_names[world.type_dept[x]]] for x in range(T)]
-        )
-        n_close = np.diff(close_off)[t]
-        desc = desc + " " + closers[close_off[t] + (desc_u[:, 3] * n_close).astype(np.int64)]
-        desc = np.where(desc_u[:, 0] < 0.1, "", desc)
+        desc = _descriptions(world, vocab, t, names[b], n_low, in_json, gv, desc_u)
     else:
         desc = np.full(n, "", dtype=object)
     return Items(t, values, log_pop, type_start, cat_start, title, desc, attributes, cat_brand_p)
+
+
+def _draw_values(
+    world: World,
+    cfg: SyntheticConfig,
+    n: int,
+    type_start: np.ndarray,
+    cat_start: np.ndarray,
+    rng: np.random.Generator,
+) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(N, SLOTS) brand id and attribute value indices of items sorted by type (the ranges
+    `type_start` / `cat_start`), and the brand distribution of each category."""
+    values = np.full((n, SLOTS), -1, dtype=np.int16)  # brand ids and value indices are < 255
+    cat_brand_p = []
+    for c, ids in enumerate(world.cat_brands):
+        p = zipf_p(world.brand_rank[ids], cfg.brand_zipf)
+        cat_brand_p.append(p)
+        s, e = cat_start[c], cat_start[c + 1]
+        values[s:e, 0] = ids[rng.choice(len(ids), size=e - s, p=p)]
+    for tt in range(world.n_types):
+        s, e = type_start[tt], type_start[tt + 1]
+        for j in range(world.n_slots[tt]):
+            d = world.slot_def[tt, j]
+            lo, hi = world.def_off[d], world.def_off[d + 1]
+            p = zipf_p(world.def_zipf_rank[lo:hi], cfg.value_zipf)
+            values[s:e, 1 + j] = rng.choice(hi - lo, size=e - s, p=p)
+    return values, cat_brand_p
+
+
+def _template_titles(
+    template: np.ndarray,
+    B: np.ndarray,
+    M: np.ndarray,
+    N: np.ndarray,
+    F: np.ndarray,
+    A: np.ndarray,
+) -> np.ndarray:
+    """Titles from brand B, model code M, noun N, features F and attribute phrases A (N, 4)
+    laid out by each item's template (0..5)."""
+    title = np.empty(len(template), dtype=object)
+    for k in range(6):
+        ix = np.flatnonzero(template == k)
+        b_, m_, n_, f_ = B[ix], M[ix], N[ix], F[ix]
+        a = [A[ix, j] for j in range(MAX_ATTRS)]
+        if k == 0:  # "Voltara Smart 55 Inch TV, 4K UHD, Black"
+            head, rest = ojoin([b_, m_, f_, a[0], n_], " "), ojoin(a[1:], ", ")
+            title[ix] = np.where(rest == "", head, head + ", " + rest)
+        elif k == 1:  # "Voltara TV Smart, 55 Inch, 4K UHD"
+            title[ix] = ojoin([ojoin([b_, n_, f_], " "), *a], ", ")
+        elif k == 2:  # "55 Inch 4K UHD Smart TV by Voltara"
+            body = ojoin([*a, f_, n_], " ")
+            title[ix] = np.where(b_ == "", body, body + " by " + b_)
+        elif k == 3:  # "TV 55 Inch 4K UHD Smart Voltara"
+            title[ix] = ojoin([n_, *a, f_, b_], " ")
+        elif k == 4:  # "Voltara VO-2041 - 55 Inch 4K UHD Smart TV"
+            title[ix] = ojoin([ojoin([b_, m_], " "), ojoin([*a, f_, n_], " ")], " - ")
+        else:  # "Voltara TV | 55 Inch | 4K UHD | Smart"
+            title[ix] = ojoin([ojoin([b_, n_], " "), *a, f_], " | ")
+    return title
+
+
+def _descriptions(
+    world: World,
+    vocab: Vocabulary,
+    t: np.ndarray,
+    brand: np.ndarray,
+    n_low: np.ndarray,
+    in_json: np.ndarray,
+    gv: np.ndarray,
+    desc_u: np.ndarray,
+) -> np.ndarray:
+    """Descriptions: opener, the seller's specification list, features, department closer.
+    brand: each item's registered brand name; n_low: its title noun in lower case."""
+    obj = functools.partial(np.asarray, dtype=object)
+    op = (desc_u[:, 1] * len(vocab.desc_openers)).astype(np.int64)
+    desc = np.empty(len(t), dtype=object)
+    for k, fmt in enumerate(vocab.desc_openers):
+        ix = np.flatnonzero(op == k)
+        desc[ix] = fill(fmt, {"b": brand[ix], "n": n_low[ix]})
+    value_desc = obj([f"{world.def_key[d]}: {world.value_canon[g]}"
+                      for d in range(len(world.def_key)) for g in range(world.def_off[d], world.def_off[d + 1])])  # fmt: skip
+    spec = ojoin(
+        [np.where(in_json[:, j], value_desc[gv[:, j]], "") for j in range(MAX_ATTRS)], "; "
+    )
+    desc = np.where(spec == "", desc, desc + " Specifications: " + spec + ".")
+    sent = obj([f" Features: {', '.join(fl[:c]).lower()}." if fl else "" for fl in world.features for c in (2, 3, 4)])  # fmt: skip
+    desc = desc + sent[3 * t + (desc_u[:, 2] * 3).astype(np.int64)]
+    closers, close_off = flat(
+        [vocab.desc_closers[world.dept_names[world.type_dept[x]]] for x in range(world.n_types)]
+    )
+    n_close = np.diff(close_off)[t]
+    desc = desc + " " + closers[close_off[t] + (desc_u[:, 3] * n_close).astype(np.int64)]
+    return np.where(desc_u[:, 0] < 0.1, "", desc)
 
 
 def _json_str(s: str) -> str:

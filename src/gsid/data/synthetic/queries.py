@@ -144,9 +144,6 @@ def make_queries(
     n_generic = int(((intents.cons >= 0).sum(axis=1) == 0).sum())
     order = np.concatenate([np.arange(n_generic), n_generic + rng.permutation(G - n_generic)])
     share_u = rng.random((G, 7))
-    qforms = world.value_query_forms
-    slot_def = world.slot_def
-    def_off = world.def_off
     by_norm: dict[str, int] = {}
     texts: list[str] = []
     q_intent: list[int] = []
@@ -156,7 +153,6 @@ def make_queries(
             break
         t = int(intents.type[g])
         c = intents.cons[g].tolist()
-        nouns = world.query_nouns[t]
         nv = int(n_var[g])
         # split the intent's searches: the main spelling gets one search, then shares 1, .35/j
         w = np.asarray([1.0] + [0.35 / j for j in range(1, nv)])
@@ -166,39 +162,7 @@ def make_queries(
         for j in range(nv):
             if split[j] <= 0:
                 continue
-            u = U[vstart[g] + j]
-            noun = (
-                nouns[0]
-                if u[0] < cfg.query_noun_canonical or len(nouns) == 1
-                else nouns[1 + int(u[1] * (len(nouns) - 1))]
-            )
-            if u[2] < 0.2:
-                noun = _plural(noun)
-            brand = world.brands[c[0]].lower() if c[0] >= 0 else ""
-            attrs = []
-            for s in range(1, SLOTS):
-                if c[s] >= 0:
-                    forms = qforms[def_off[slot_def[t, s - 1]] + c[s]]
-                    k = (
-                        0
-                        if u[3 + s] < 0.6 or len(forms) == 1
-                        else 1 + int(u[11 + s] * (len(forms) - 1))
-                    )
-                    attrs.append(forms[k])
-            if u[3] < 0.5:
-                attrs.reverse()
-            p = u[8]
-            if p < 0.55:
-                parts = [brand, *attrs, noun]
-            elif p < 0.8:
-                parts = [brand, noun, *attrs]
-            elif p < 0.93:
-                parts = [*attrs, noun, brand]
-            else:
-                parts = [noun, *attrs, brand]
-            text = _join(parts)
-            if u[9] < (cfg.query_typo_rate if j == 0 else cfg.variant_typo_rate):
-                text = typo_in_text(text, u[10], u[11], u[16])
+            text = _spell(world, cfg, t, c, U[vstart[g] + j], main=j == 0)
             strings[text] = strings.get(text, 0) + int(split[j])
         for text, s in strings.items():
             if len(texts) >= n_target:
@@ -221,3 +185,40 @@ def make_queries(
     return Queries(
         texts, np.asarray(q_intent, dtype=np.int64), np.asarray(q_searches, dtype=np.float64)
     )
+
+
+def _spell(
+    world: World, cfg: SyntheticConfig, t: int, c: list[int], u: list[float], main: bool
+) -> str:
+    """One spelling of the intent (type t, constraints c: brand, then the value of each slot)
+    from its 17 uniforms u; `main`: the intent's main spelling (its own typo rate)."""
+    nouns = world.query_nouns[t]
+    noun = (
+        nouns[0]
+        if u[0] < cfg.query_noun_canonical or len(nouns) == 1
+        else nouns[1 + int(u[1] * (len(nouns) - 1))]
+    )
+    if u[2] < 0.2:
+        noun = _plural(noun)
+    brand = world.brands[c[0]].lower() if c[0] >= 0 else ""
+    attrs = []
+    for s in range(1, SLOTS):
+        if c[s] >= 0:
+            forms = world.value_query_forms[world.def_off[world.slot_def[t, s - 1]] + c[s]]
+            k = 0 if u[3 + s] < 0.6 or len(forms) == 1 else 1 + int(u[11 + s] * (len(forms) - 1))
+            attrs.append(forms[k])
+    if u[3] < 0.5:
+        attrs.reverse()
+    p = u[8]
+    if p < 0.55:
+        parts = [brand, *attrs, noun]
+    elif p < 0.8:
+        parts = [brand, noun, *attrs]
+    elif p < 0.93:
+        parts = [*attrs, noun, brand]
+    else:
+        parts = [noun, *attrs, brand]
+    text = _join(parts)
+    if u[9] < (cfg.query_typo_rate if main else cfg.variant_typo_rate):
+        text = typo_in_text(text, u[10], u[11], u[16])
+    return text

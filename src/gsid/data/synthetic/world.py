@@ -142,30 +142,7 @@ def build_world() -> World:
                 slot_rows.append(row + [-1] * (MAX_ATTRS - len(row)))
     T = len(type_paths)
     type_cat_a = np.asarray(type_cat)
-    # brands: department brands are sold in a fixed random subset of their department's
-    # categories (at least 2 per category); store brands everywhere
-    brands: list[str] = []
-    brand_rank: list[int] = []
-    cat_brand_lists: list[list[int]] = [[] for _ in cat_names]
-    cat_dept = np.asarray([dept_names.index(c.split(CATEGORY_SEP)[0]) for c in cat_names])
-    for d, dept in enumerate(dept_names):
-        cats = np.flatnonzero(cat_dept == d)
-        ids = []
-        for r, b in enumerate(vocab.brands[dept], start=1):
-            ids.append(len(brands))
-            brands.append(b)
-            brand_rank.append(r)
-        active = wrng.random((len(ids), len(cats))) < 0.6
-        for j, c in enumerate(cats):
-            if active[:, j].sum() < 2:
-                active[wrng.choice(len(ids), 2, replace=False), j] = True
-            cat_brand_lists[c].extend(ids[i] for i in np.flatnonzero(active[:, j]))
-    for j, b in enumerate(vocab.store_brands):
-        bid = len(brands)
-        brands.append(b)
-        brand_rank.append(6 + 3 * j)  # a store brand sells like a department's 6th..18th brand
-        for lst in cat_brand_lists:
-            lst.append(bid)
+    brands, brand_rank, cat_brand_lists = _brands(vocab, dept_names, cat_names, wrng)
     # look-alike types: nouns share a content word ("tv" / "tv mount", "coffee beans" / "coffee table")
     words = [
         {w for n in qn for w in _words(n) if len(w) > 2 and w not in vocab.generic_words}
@@ -198,3 +175,35 @@ def build_world() -> World:
         cat_brands=[np.asarray(lst, dtype=np.int64) for lst in cat_brand_lists],
         confusable=confusable,
     )
+
+
+def _brands(
+    vocab: Vocabulary, dept_names: list[str], cat_names: list[str], wrng: np.random.Generator
+) -> tuple[list[str], list[int], list[list[int]]]:
+    """(brand names, rank of each within its department, brand ids sold in each category).
+
+    Department brands are sold in a fixed random subset of their department's categories (at
+    least 2 per category); store brands everywhere."""
+    brands: list[str] = []
+    brand_rank: list[int] = []
+    cat_brand_lists: list[list[int]] = [[] for _ in cat_names]
+    cat_dept = np.asarray([dept_names.index(c.split(CATEGORY_SEP)[0]) for c in cat_names])
+    for d, dept in enumerate(dept_names):
+        cats = np.flatnonzero(cat_dept == d)
+        ids = []
+        for r, b in enumerate(vocab.brands[dept], start=1):
+            ids.append(len(brands))
+            brands.append(b)
+            brand_rank.append(r)
+        active = wrng.random((len(ids), len(cats))) < 0.6
+        for j, c in enumerate(cats):
+            if active[:, j].sum() < 2:
+                active[wrng.choice(len(ids), 2, replace=False), j] = True
+            cat_brand_lists[c].extend(ids[i] for i in np.flatnonzero(active[:, j]))
+    for j, b in enumerate(vocab.store_brands):
+        bid = len(brands)
+        brands.append(b)
+        brand_rank.append(6 + 3 * j)  # a store brand sells like a department's 6th..18th brand
+        for lst in cat_brand_lists:
+            lst.append(bid)
+    return brands, brand_rank, cat_brand_lists

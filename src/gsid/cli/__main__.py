@@ -1,0 +1,7 @@
+"""`python -m gsid.cli`."""
+
+import sys
+
+from gsid.cli import main
+
+sys.exit(main())
