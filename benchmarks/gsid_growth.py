@@ -32,8 +32,9 @@ import torch
 
 from gsid.models.assign import encode
 from gsid.models.config import GSIDConfig
+from gsid.models.features import pooled_features
 from gsid.models.growth import code_stability, fine_tune_gsid, grow_split
-from gsid.models.train import pooled_features, train_gsid
+from gsid.models.train import train_gsid
 
 log = logging.getLogger("gsid_growth")
 

@@ -65,8 +65,8 @@ def main() -> int:
 
     from gsid.data.importers import import_dataset
     from gsid.models.assign import encode, representation
+    from gsid.models.features import pooled_features
     from gsid.models.model import GSIDModel
-    from gsid.models.train import pooled_features
 
     torch.set_num_threads(1)
     if not Path(args.data).is_dir() or not Path(args.model_dir).is_dir():

@@ -25,7 +25,8 @@ from sklearn.metrics import adjusted_mutual_info_score
 from gsid.data.synthetic import make_marketplace
 from gsid.models.assign import ami_with_categories
 from gsid.models.config import GSIDConfig
-from gsid.models.train import pooled_features, train_gsid
+from gsid.models.features import pooled_features
+from gsid.models.train import train_gsid
 
 
 def main() -> None:

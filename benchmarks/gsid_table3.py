@@ -163,8 +163,8 @@ def gsid_json_row(path: str) -> dict[str, Any]:
 def gsid_run_row(run_dir: str, ds, qtexts, pairs, args: argparse.Namespace) -> dict[str, Any]:
     """l1..lL of a saved GSID model: greedy codes of the items and the dev queries."""
     from gsid.models.assign import encode
+    from gsid.models.features import pooled_features
     from gsid.models.model import GSIDModel
-    from gsid.models.train import pooled_features
 
     model = GSIDModel.load(Path(run_dir) / "model", device="cpu")
     cfg = model.config

@@ -329,7 +329,7 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
         expect = r.item_vectors_.decode(rows) @ Q[b]
         np.testing.assert_allclose(scores[b, : len(found)], expect, atol=1e-4)
     # the static encoder was fitted to the model's own pooled query features
-    from gsid.models.train import pooled_features
+    from gsid.models.features import pooled_features
 
     teacher = pooled_features(model, QUERIES, str(run_dir)).numpy()
     assert (r.static_.encode(QUERIES).numpy() * teacher).sum(1).mean() > 0.5
@@ -346,8 +346,8 @@ def test_pq_vectors_and_static_query_encoder(gr, ds, run_dir, tmp_path):
 
 
 def test_loaded_frozen_model_reads_features_through_the_cache(run_dir, tmp_path):
+    from gsid.models.features import pooled_features
     from gsid.models.model import GSIDModel
-    from gsid.models.train import pooled_features
 
     model = GSIDModel.load(run_dir / "run" / "model")
     assert getattr(model, "encoder_source_", None) is None  # not the model that trained

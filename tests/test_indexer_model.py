@@ -10,8 +10,8 @@ from model_fixtures import TINY_T5, ds_fixture, one_torch_thread_fixture, t5_dir
 from gsid.errors import ArtifactError, GsidError
 from gsid.models.codebooks import Codebooks
 from gsid.models.config import GSIDConfig
-from gsid.models.losses import code_kl, commitment, info_nce
 from gsid.models.model import GSIDModel
+from gsid.models.objective import code_kl, commitment, info_nce
 from gsid.models.sampling import TrainData, batches, positive_mask, pseudo_query
 
 

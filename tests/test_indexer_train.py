@@ -17,7 +17,8 @@ from gsid.ids.semantic_ids import SemanticIDs
 from gsid.models.assign import ami_with_categories, assign
 from gsid.models.model import GSIDModel
 from gsid.models.sampling import TrainData
-from gsid.models.train import GSIDTrainer, train_gsid
+from gsid.models.train import train_gsid
+from gsid.models.trainer import GSIDTrainer
 from gsid.retrieval.gsid import GSIDRetriever
 
 

@@ -16,7 +16,7 @@ from typing import Any
 _EXPORTS = {
     "GSIDConfig": "gsid.models.config",
     "GSIDModel": "gsid.models.model",
-    "GSIDTrainer": "gsid.models.train",
+    "GSIDTrainer": "gsid.models.trainer",
     "train_gsid": "gsid.models.train",
     "assign": "gsid.models.assign",
     "encode": "gsid.models.assign",

@@ -121,7 +121,7 @@ def fine_tune_gsid(
     (e.g. the grown catalogue) for a short budget: every step runs again from the old weights
     and codebooks, `max_batches_per_level` batches (or `epochs_per_level`) each, with no
     contrastive-only warm-up by default (the codes exist already). `changes` may set the other
-    budget / optimiser fields of train.FINE_TUNE_FIELDS (lr, batch_size, seed, ...).
+    budget / optimiser fields of fine_tune.FINE_TUNE_FIELDS (lr, batch_size, seed, ...).
     Returns (model, SemanticIDs) like train_gsid; `init_model` is not modified."""
     from gsid._io import read_manifest
     from gsid.models.config import GSIDConfig

@@ -91,7 +91,7 @@ def encode_catalogue(
     `codes` when given); a frozen pooled encoder is read through the shared embedding cache."""
     features = None
     if model.config.cached_features:
-        from gsid.models.train import pooled_features
+        from gsid.models.features import pooled_features
 
         features = pooled_features(model, texts, cache_dir, show_progress).numpy()
     return encode(model, texts, features, show_progress=show_progress, codes=codes)

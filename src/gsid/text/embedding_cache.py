@@ -6,9 +6,11 @@ texts never met are computed.
 
 Layout: `cache_dir/rows-<identity hash>/*.npz`, each shard holding `keys` (M,) 16-byte hashes
 of identity + text and `rows` (M, D). A list met for the first time is computed whole, in one
-call, exactly as without a cache, and kept as `list-<hash of the list>.npz`: asking for the same
-list again returns those very rows (batch composition can change float rounding, so rows
-assembled text by text may differ in the last bits); other lists take their rows text by text. A shard is written to a temporary file and renamed,
+call, exactly as without a cache; a list that shares texts with earlier ones takes their rows
+and computes only the new texts. Either way the answer is kept as `list-<hash of the list>.npz`
+and asking for the same list again returns those very rows: batch composition changes float
+rounding in the last bits, and GSID's training amplifies such bits, so a rerun must not
+assemble a list differently because other lists were cached in between. A shard is written to a temporary file and renamed,
 so readers never see half a shard; two processes may add shards at once (at worst a text is
 computed twice). Many small shards are merged into one when they pile up. Hand-written because
 no maintained library caches numpy rows by key on disk without a server (joblib.Memory keys on
@@ -104,6 +106,8 @@ def cached_rows(
     for i, k in enumerate(keys):
         s, r = where[k]
         out[i] = rows[s][r]
+    # kept as this list's answer: later texts computed in other batches must not change it
+    _write_shard(directory, keys, out, name=f"list-{whole}")
     return out
 
 

@@ -344,8 +344,8 @@ def distill_query_encoder(
     """A static encoder fitted to the model's own pooled query features (see
     gsid.text.static_encoder), on the train queries, the item titles and one query-like span of
     every title. Only the pooled-memory models read one vector per text, which it replaces."""
+    from gsid.models.features import pooled_features
     from gsid.models.sampling import pseudo_query
-    from gsid.models.train import pooled_features
 
     if model.config.memory != "pooled" or model.is_t5:
         raise GsidError(
