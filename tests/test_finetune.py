@@ -12,11 +12,9 @@ from gsid.data import Dataset
 from gsid.errors import ArtifactError, GsidError
 from gsid.retrieval import load_retriever
 from gsid.retrieval.dense import FineTunedDenseRetriever
-from gsid.text.finetune import (
-    FineTuneConfig,
-    FineTunedEncoder,
+from gsid.text.finetune import FineTuneConfig, FineTunedEncoder, finetune_encoder
+from gsid.text.finetune_batches import (
     batches_without_duplicates,
-    finetune_encoder,
     grouped_order,
     known_positives,
     training_examples,
@@ -134,7 +132,7 @@ def test_grouped_negatives_fine_tune(ds, tmp_path):
 def test_group_cells_per_epoch(ds, tmp_path, monkeypatch):
     """A list of group_cells gives each epoch its own k-means cells (the last one repeats):
     each distinct cell count is clustered once, and every epoch's batches are trained."""
-    import gsid.text.finetune as ft
+    import gsid.text.finetune_batches as ft
 
     cfg = FineTuneConfig(**{**TINY, "epochs": 3}, group_negatives=2, group_cells=[2, 3])
     assert cfg.cells_per_epoch() == [2, 3, 3]

@@ -11,8 +11,9 @@ from gsid.errors import ArtifactError, GsidError
 from gsid.models.codebooks import Codebooks
 from gsid.models.config import GSIDConfig
 from gsid.models.model import GSIDModel
-from gsid.models.objective import code_kl, commitment, info_nce
+from gsid.models.objective import code_kl, commitment
 from gsid.models.sampling import TrainData, batches, positive_mask, pseudo_query
+from gsid.text.contrastive import multi_positive_info_nce as info_nce
 
 
 def test_config_roundtrip_and_errors():

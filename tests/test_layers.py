@@ -11,7 +11,7 @@ import gsid
 SRC = Path(gsid.__file__).parent
 # lowest first; a module may import its own layer and those before it
 LAYERS = [
-    {"errors", "_io", "_progress", "_options", "_device", "__init__"},
+    {"errors", "_io", "_progress", "_options", "_device", "_optim", "__init__"},
     {"data"},
     {"text"},
     {"ids"},

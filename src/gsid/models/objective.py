@@ -18,24 +18,7 @@ import torch.nn.functional as F
 
 from gsid.models import distributed as dd
 from gsid.models.model import GSIDModel
-
-
-def info_nce(
-    q: torch.Tensor, i: torch.Tensor, pos: torch.Tensor, temperature: float
-) -> torch.Tensor:
-    """Symmetric multi-positive InfoNCE.
-
-    q (Q, H), i (I, H); pos (Q, I) bool: pos[a, b] when item b answers query a (every query has
-    at least one positive; all of an item's queries in the batch count as its positives).
-    Query->item: -log sum_pos softmax; item->query the same over the columns (items without a
-    query in the batch are skipped)."""
-    s = F.normalize(q, dim=-1) @ F.normalize(i, dim=-1).T / temperature  # (Q, I)
-    neg_inf = torch.finfo(s.dtype).min
-    q2i = -(torch.logsumexp(s.masked_fill(~pos, neg_inf), 1) - torch.logsumexp(s, 1))
-    has_q = pos.any(0)
-    st = s.T[has_q]
-    i2q = -(torch.logsumexp(st.masked_fill(~pos.T[has_q], neg_inf), 1) - torch.logsumexp(st, 1))
-    return 0.5 * (q2i.mean() + (i2q.mean() if len(i2q) else q2i.new_zeros(())))
+from gsid.text.contrastive import multi_positive_info_nce
 
 
 def code_kl(q_logits: torch.Tensor, i_logits: torch.Tensor) -> torch.Tensor:
@@ -81,7 +64,7 @@ def batch_loss(
     d_i = model.decode(item_mem, item_mask, item_prefix)  # (b, t+1, H)
     d_q = model.decode(q_mem, q_mask, q_prefix)  # (q, t+1, H)
     D_i, D_q = dd.gather(d_i), dd.gather(d_q)  # (I, t+1, H), (Q, t+1, H)
-    contrastive = info_nce(D_q[:, t], D_i[:, t], pos, cfg.temperature)
+    contrastive = multi_positive_info_nce(D_q[:, t], D_i[:, t], pos, cfg.temperature)
     parts = {"contrastive": float(contrastive.detach())}
     loss = contrastive
     if not warm:

@@ -6,15 +6,17 @@ texts never met are computed.
 
 Layout: `cache_dir/rows-<identity hash>/*.npz`, each shard holding `keys` (M,) 16-byte hashes
 of identity + text and `rows` (M, D). A list met for the first time is computed whole, in one
-call, exactly as without a cache; a list that shares texts with earlier ones takes their rows
-and computes only the new texts. Either way the answer is kept as `list-<hash of the list>.npz`
-and asking for the same list again returns those very rows: batch composition changes float
-rounding in the last bits, and GSID's training amplifies such bits, so a rerun must not
-assemble a list differently because other lists were cached in between. A shard is written to a temporary file and renamed,
-so readers never see half a shard; two processes may add shards at once (at worst a text is
-computed twice). Many small shards are merged into one when they pile up. Hand-written because
-no maintained library caches numpy rows by key on disk without a server (joblib.Memory keys on
-the whole argument, which is what this replaces).
+call, exactly as without a cache, unless most of its texts are cached already (a grown
+catalogue): then it takes their rows and computes only the new texts. Either way the answer is
+kept as `list-<hash of the list>.npz`, and asking for the same list again returns those very
+rows: batch composition changes float rounding in the last bits, and GSID's training amplifies
+such bits, so a rerun must not assemble a list differently because other lists were cached in
+between. A shard is written to a temporary file and renamed, so readers never see half a
+shard; two processes may add shards at once (at worst a text is computed twice). Many small
+shards are merged into one when they pile up.
+
+Hand-written because no maintained library caches numpy rows by key on disk without a server
+(joblib.Memory keys on the whole argument, which is what this replaces).
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ from typing import Any
 import numpy as np
 
 MERGE_AT = 32  # shards in one identity's directory before they are merged into one
+#: a list whose share of new texts is above this is computed whole, as without a cache (its
+#: rows then do not depend on what was cached before); below it only the new texts are computed
+REUSE_AT = 0.5
 
 
 def _key(prefix: Any, text: str) -> bytes:
@@ -89,7 +94,7 @@ def cached_rows(
         return hit
     shards, where, rows = _read_shards(directory) if directory.is_dir() else ([], {}, [])
     todo = list(dict.fromkeys(t for t, k in zip(texts, keys, strict=True) if k not in where))
-    if len(todo) == len(set(keys)):  # nothing known: computed whole, as without a cache
+    if len(todo) > REUSE_AT * len(set(keys)):  # mostly new: computed whole, as without a cache
         X = np.asarray(compute(texts))
         _write_shard(directory, keys, X, name=f"list-{whole}")
         return X

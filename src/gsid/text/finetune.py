@@ -42,7 +42,6 @@ import os
 import random
 import re
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -51,10 +50,18 @@ import numpy as np
 
 from gsid._device import pick_device
 from gsid._io import atomic_dir, read_manifest, write_manifest
+from gsid._optim import decay_groups
 from gsid._progress import progress_bar
-from gsid.data.normalize import normalize_text
 from gsid.errors import ArtifactError, GsidError, check_options
+from gsid.text.contrastive import in_batch_info_nce
 from gsid.text.encoders import DEFAULT_MODEL, resolve_model_path
+from gsid.text.finetune_batches import (
+    FrozenItems,
+    batches_without_duplicates,
+    grouped_negatives,
+    known_positives,
+    training_examples,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -209,118 +216,6 @@ class FineTunedEncoder:
 
 
 # ---------------------------------------------------------------------- data
-def training_examples(
-    dataset, config: FineTuneConfig, split: str = "train"
-) -> tuple[list[str], list[str], list[str]]:
-    """(queries, item texts, item ids) of the positive pairs, sampled down to max_pairs."""
-    pairs = dataset.training_pairs(split)
-    if len(pairs) < 2:
-        raise GsidError(
-            f"{dataset.name!r} has {len(pairs)} training pair(s) in split {split!r}; contrastive "
-            f"fine-tuning needs at least 2 (query, relevant item) pairs: add judgments or a log"
-        )
-    if config.max_pairs is not None and len(pairs) > config.max_pairs:
-        pairs = pairs.sample(n=config.max_pairs, random_state=config.seed)
-    text_of = dict(zip(dataset.item_ids, dataset.item_texts(config.with_description), strict=True))
-    items = pairs["item_id"].tolist()
-    return pairs["query"].tolist(), [text_of[i] for i in items], items
-
-
-def grouped_order(groups: np.ndarray, run: int, rng: random.Random) -> list[int]:
-    """Pair indices in runs of `run` pairs of one group (each group shuffled, then cut into
-    runs), the runs shuffled: consecutive batches of n * run pairs then span about n groups."""
-    members: dict[int, list[int]] = {}
-    for i, g in enumerate(groups.tolist()):
-        members.setdefault(g, []).append(i)
-    runs = []
-    for g in sorted(members):
-        idx = members[g]
-        rng.shuffle(idx)
-        runs += [idx[s : s + run] for s in range(0, len(idx), run)]
-    rng.shuffle(runs)
-    return [i for r in runs for i in r]
-
-
-def batches_without_duplicates(
-    queries: list[str],
-    item_texts: list[str],
-    item_ids: list[str],
-    batch_size: int,
-    rng: random.Random,
-    groups: np.ndarray | None = None,
-    groups_per_batch: int = 0,
-) -> Iterator[list[int]]:
-    """Shuffled batches of pair indices in which no item id, item text or query repeats.
-
-    A pair that would repeat one waits for a later batch (as sentence-transformers'
-    NoDuplicatesDataLoader does); a last batch of fewer than 2 pairs is dropped. With `groups`
-    (one group id per pair), the batches are cut from grouped_order: about `groups_per_batch`
-    groups each.
-    """
-    if groups is not None and groups_per_batch > 0:
-        order = grouped_order(groups, max(1, batch_size // groups_per_batch), rng)
-    else:
-        order = list(range(len(queries)))
-        rng.shuffle(order)
-    while order:
-        batch, seen, rest = [], set(), []
-        for n, i in enumerate(order):
-            keys = {("q", normalize_text(queries[i])), ("i", item_ids[i]), ("t", item_texts[i])}
-            if keys & seen:
-                rest.append(i)
-                continue
-            batch.append(i)
-            seen |= keys
-            if len(batch) == batch_size:
-                rest.extend(order[n + 1 :])
-                break
-        if len(batch) < 2:
-            return
-        yield batch
-        order = rest
-
-
-def known_positives(
-    batch: list[int], queries: list[str], ids: list[str], relevant: dict[str, set[str]]
-) -> np.ndarray:
-    """(B, B) bool: True where the item of pair b is another known relevant item of the query of
-    pair a (a != b), i.e. a false negative to mask out of row a of the in-batch softmax."""
-    rel = [relevant[normalize_text(queries[i])] for i in batch]
-    return np.array(
-        [[a != b and ids[j] in rel[a] for b, j in enumerate(batch)] for a in range(len(batch))],
-        dtype=bool,
-    )
-
-
-def item_cells(
-    texts: list[str],
-    base_model: str,
-    cells: int,
-    seed: int,
-    device: str,
-    cache_dir: str | os.PathLike | None,
-    show_progress: bool | None,
-) -> np.ndarray:
-    """k-means cell (faiss) of each text's base-encoder embedding: the groups of grouped
-    batches. Distinct texts are encoded once (memoised in cache_dir)."""
-    import faiss
-
-    from gsid.text.encoders import SentenceEncoder
-
-    distinct = sorted(set(texts))
-    emb = SentenceEncoder(base_model, device=device).encode_cached(
-        distinct, cache_dir, show_progress
-    )
-    emb = np.ascontiguousarray(emb, np.float32)
-    k = min(cells, len(distinct))
-    km = faiss.Kmeans(emb.shape[1], k, niter=20, seed=seed, spherical=True)
-    km.train(emb)
-    cell = km.index.search(emb, 1)[1][:, 0]
-    row = {t: n for n, t in enumerate(distinct)}
-    return cell[[row[t] for t in texts]].astype(np.int64)
-
-
-# ---------------------------------------------------------------------- training
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")
 
 
@@ -388,40 +283,16 @@ def finetune_encoder(
     torch.manual_seed(config.seed)
 
     frozen_items = config.towers == "frozen-items"
+    frozen = None
     if frozen_items:
-        if item_embeddings is None:
-            from gsid.text.encoders import SentenceEncoder
-
-            item_embeddings = SentenceEncoder(base_model, device=device).encode_cached(
-                dataset.item_texts(config.with_description), cache_dir, show_progress
-            )
-        if len(item_embeddings) != len(dataset.items):
-            raise GsidError(
-                f"item_embeddings has {len(item_embeddings)} rows but the catalogue "
-                f"{len(dataset.items)} items; pass one embedding per item, in catalogue order"
-            )
-        row_of = {iid: r for r, iid in enumerate(dataset.item_ids)}
-        item_vecs = torch.from_numpy(np.ascontiguousarray(item_embeddings, np.float32))
-        item_rows = np.array([row_of[i] for i in ids])
-        if config.catalogue_negatives:
-            item_vecs = item_vecs.to(device)
-            # the query's other relevant items are not negatives: mask them in its softmax row
-            rows_of_query: dict[str, list[int]] = {}
-            for q, r in zip(queries, item_rows, strict=True):
-                rows_of_query.setdefault(normalize_text(q), []).append(int(r))
-
+        frozen = FrozenItems(dataset, config, base_model, device, queries, ids, item_embeddings,
+                              cache_dir, show_progress)  # fmt: skip
     groups_of_epoch: list[np.ndarray | None] = [None] * config.epochs
     relevant: dict[str, set[str]] = {}
     if config.group_negatives:
-        cells = config.cells_per_epoch()
-        by_k = {
-            k: item_cells(texts, base_model, k, config.seed, device, cache_dir, show_progress)
-            for k in sorted(set(cells))
-        }
-        groups_of_epoch = [by_k[k] for k in cells]
-        # a query's other relevant items are no negatives in its row of the in-batch softmax
-        for q, i in zip(queries, ids, strict=True):
-            relevant.setdefault(normalize_text(q), set()).add(i)
+        groups_of_epoch, relevant = grouped_negatives(
+            config, base_model, device, queries, texts, ids, cache_dir, show_progress
+        )
 
     q_model = _load_model(base_model, device, config.max_seq_length)
     i_model = (
@@ -442,13 +313,8 @@ def finetune_encoder(
     if not params:
         raise GsidError("the fine-tuning config freezes every weight; raise train_layers")
     # no weight decay on biases and LayerNorm weights (the usual BERT recipe)
-    decay = [p for p in params if p.ndim >= 2]
-    no_decay = [p for p in params if p.ndim < 2]
     optimizer = torch.optim.AdamW(
-        [
-            {"params": decay, "weight_decay": config.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ],
+        decay_groups(params, config.weight_decay),
         lr=config.lr,
         foreach=True,  # one fused update over all tensors: much faster than the per-tensor loop on CPU
     )
@@ -479,36 +345,16 @@ def finetune_encoder(
         for batch in batches:
             qf = batch_to_device(q_model.preprocess([queries[i] for i in batch]), device)
             q_emb = q_model(qf)["sentence_embedding"]  # (B, H)
-            if frozen_items:
-                d_emb = item_vecs[item_rows[batch]].to(device)  # (B, H), no gradient
+            if frozen is not None:
+                d_emb = frozen.vecs[frozen.rows[batch]].to(device)  # (B, H), no gradient
             else:
                 df = batch_to_device(i_model.preprocess([texts[i] for i in batch]), device)
                 d_emb = i_model(df)["sentence_embedding"]  # (B, H)
             if config.catalogue_negatives:
-                logits = config.scale * q_emb @ item_vecs.T  # (B, N)
-                mask = torch.zeros_like(logits, dtype=torch.bool)
-                for b, i in enumerate(batch):
-                    mask[b, rows_of_query[normalize_text(queries[i])]] = True
-                    mask[b, int(item_rows[i])] = False
-                target = torch.as_tensor(item_rows[batch], device=device)
-                loss = torch.nn.functional.cross_entropy(
-                    logits.masked_fill(mask, -torch.inf), target
-                )
+                loss = frozen.catalogue_loss(q_emb, batch, queries, config.scale)
             elif groups is not None:
-                # InfoNCE by hand: MultipleNegativesRankingLoss takes no mask for known positives
                 mask = torch.from_numpy(known_positives(batch, queries, ids, relevant)).to(device)
-                logits = config.scale * (
-                    torch.nn.functional.normalize(q_emb, dim=-1)
-                    @ torch.nn.functional.normalize(d_emb, dim=-1).T
-                )
-                target = torch.arange(len(batch), device=device)
-                loss = torch.nn.functional.cross_entropy(
-                    logits.masked_fill(mask, -torch.inf), target
-                )
-                if config.symmetric:  # item -> query: item b's other relevant queries masked
-                    loss = 0.5 * loss + 0.5 * torch.nn.functional.cross_entropy(
-                        logits.T.masked_fill(mask.T, -torch.inf), target
-                    )
+                loss = in_batch_info_nce(q_emb, d_emb, config.scale, mask, config.symmetric)
             else:
                 loss = loss_fn.compute_loss_from_embeddings([q_emb, d_emb], None)
             optimizer.zero_grad(set_to_none=True)
@@ -536,6 +382,10 @@ def finetune_encoder(
         "loss_first": round(float(np.mean(losses[:20])), 4) if losses else None,
         "loss_last": round(float(np.mean(losses[-20:])), 4) if losses else None,
     }
+    return _save(out_dir, config, q_model, i_model, info, seconds)
+
+
+def _save(out_dir, config, q_model, i_model, info: dict, seconds: float) -> FineTunedEncoder:
     out_dir = Path(out_dir)
     with atomic_dir(out_dir, KIND) as tmp:
         if config.towers == "shared":

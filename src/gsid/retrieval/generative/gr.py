@@ -226,19 +226,17 @@ class GenerativeRetriever(IDGenerativeRetriever):
     def _uses_embeddings(self) -> bool:
         return self.rescore == "cosine" or self.model_.config.memory == "pooled"
 
+    def _search_batch(self, batch, k, out, offset) -> None:
+        # the query embeddings with torch's own threads, decoding with the model's (as trained)
+        self._qX = self.model_.embed(batch) if self._uses_embeddings() else None
+        with torch_threads(self.model_.config.num_threads):
+            super()._search_batch(batch, k, out, offset)
+
     def _begin(self, batch: list[str]) -> Decoding:
-        qX = self.model_.embed(batch) if self._uses_embeddings() else None
+        qX = self._qX
         scorer = QueryToIDScorer(self.model_, self.trie_)
-        pooled = self.model_.config.memory == "pooled"
-        n = self.model_.config.num_threads
-        with torch_threads(n):
-            state = scorer.start(batch, qX if pooled else None)
-
-        def logits(st, tokens: torch.Tensor) -> torch.Tensor:
-            with torch_threads(n):  # the model's threads for decoding only, as it trained
-                return scorer.logits(st, tokens)
-
-        return Decoding(logits, state, self.model_._device, scorer.reorder, qX)
+        state = scorer.start(batch, qX if self.model_.config.memory == "pooled" else None)
+        return Decoding(scorer.logits, state, self.model_._device, scorer.reorder, qX)
 
     def _query_vectors(self, batch: list[str], decoding: Decoding) -> torch.Tensor:
         return torch.from_numpy(np.ascontiguousarray(decoding.extra, dtype=np.float32))
