@@ -228,3 +228,19 @@ def test_retriever(tmp_path, ds, t5_dir):
     from gsid.retrieval.registry import method_class
 
     assert method_class("gsid") is GSIDRetriever
+
+
+def test_no_weight_decay_on_norms_biases_and_codebooks(ds, t5_dir):
+    from gsid.models.model import GSIDModel
+
+    cfg = small(t5_dir, ema=False)
+    model = GSIDModel.build(cfg)
+    opt = GSIDTrainer(cfg)._optimizer(model)
+    decayed = {id(p) for g in opt.param_groups if g["weight_decay"] > 0 for p in g["params"]}
+    plain = {id(p) for g in opt.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(model.codebooks.weight) in plain
+    for name, p in model.named_parameters():
+        if not p.requires_grad or id(p) == id(model.codebooks.weight):
+            continue
+        assert id(p) in (plain if p.ndim < 2 else decayed), name
+    assert all(g["lr"] in (cfg.lr, cfg.encoder_lr) for g in opt.param_groups)

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from gsid._optim import decay_groups
 from gsid._progress import progress
 from gsid.models.config import GSIDConfig
 from gsid.models.model import GSIDModel
@@ -151,7 +152,8 @@ def pretrain(
         params = [p for p in model.backbone.parameters()]
         for p in params:
             p.requires_grad_(True)
-    opt = torch.optim.AdamW(params, lr=cfg.pretrain_lr, weight_decay=cfg.weight_decay)
+    # weight decay on weight matrices only: not on norms or biases
+    opt = torch.optim.AdamW(decay_groups(params, cfg.weight_decay), lr=cfg.pretrain_lr)
     rng = np.random.default_rng([cfg.seed, 99])
     per_task = max(1, cfg.batch_size // 3)
     log: list[dict] = []

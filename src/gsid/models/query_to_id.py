@@ -40,6 +40,7 @@ from torch import nn
 
 from gsid._device import pick_device, torch_threads
 from gsid._io import atomic_dir, read_manifest, write_manifest
+from gsid._optim import decay_groups
 from gsid._progress import progress
 from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
 from gsid.models.code_decoder import CodeDecoder
@@ -274,11 +275,13 @@ class QueryToID:
         else:
             input_dim = self.input_dim()
         self.decoder_ = CodeDecoder(cfg, input_dim).to(dev)
-        params = [{"params": self.decoder_.parameters(), "lr": cfg.lr}]
+        # weight decay on weight matrices only: not on norms or biases
+        params = decay_groups(self.decoder_.parameters(), cfg.weight_decay, lr=cfg.lr)
         if not pooled:
-            params.append({"params": self._hf_encoder()[1].parameters(), "lr": cfg.encoder_lr})
-            self._hf_encoder()[1].train()
-        opt = torch.optim.AdamW(params, weight_decay=cfg.weight_decay)
+            enc = self._hf_encoder()[1]
+            params += decay_groups(enc.parameters(), cfg.weight_decay, lr=cfg.encoder_lr)
+            enc.train()
+        opt = torch.optim.AdamW(params)
         steps = cfg.epochs * int(np.ceil(len(texts) / cfg.batch_size))
         sched = torch.optim.lr_scheduler.OneCycleLR(
             opt, max_lr=[g["lr"] for g in params], total_steps=max(steps, 1), pct_start=0.1

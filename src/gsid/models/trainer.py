@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from gsid._optim import decay_groups
 from gsid._progress import progress
 from gsid.errors import GsidError
 from gsid.models import distributed as dd
@@ -79,12 +80,12 @@ class GSIDTrainer:
         cfg = self.config
         enc = [p for p in model.encoder_parameters() if p.requires_grad]
         rest = [p for p in model.decoder_parameters() if p.requires_grad]
-        if not cfg.ema:
-            rest.append(model.codebooks.weight)
-        groups = [{"params": rest, "lr": cfg.lr}]
+        codebooks = [] if cfg.ema else [model.codebooks.weight]
+        # weight decay on weight matrices only: not on norms, biases or codebooks
+        groups = decay_groups(rest + codebooks, cfg.weight_decay, codebooks, lr=cfg.lr)
         if enc:
-            groups.append({"params": enc, "lr": cfg.encoder_lr})
-        return torch.optim.AdamW(groups, weight_decay=cfg.weight_decay)
+            groups += decay_groups(enc, cfg.weight_decay, lr=cfg.encoder_lr)
+        return torch.optim.AdamW(groups)
 
     @torch.no_grad()
     def assign_items(
