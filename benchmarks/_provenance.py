@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,28 @@ def provenance(seed: int | None = None, command: str | None = None) -> dict[str,
             "machine": machine, "seed": seed, "gsid_version": meta["gsid_version"]}  # fmt: skip
 
 
+def provenance_markdown(p: dict[str, Any]) -> list[str]:
+    """Markdown bullet lines of a provenance() record (or of a result it was merged into)."""
+    return [
+        f"- command: `{p.get('command')}`",
+        f"- commit: {p.get('commit')}; date (UTC): {p.get('date')}; gsid {p.get('gsid_version')}",
+        f"- machine: {p.get('machine')}",
+        f"- seed: {p.get('seed')}",
+    ]
+
+
 def write_results(
-    json_path: str | Path, result: dict[str, Any], markdown: str
+    json_path: str | Path,
+    result: dict[str, Any],
+    markdown: str,
+    *,
+    default: Callable[[Any], Any] = str,
 ) -> tuple[Path, Path]:
-    """Write `result` as JSON and `markdown` beside it (same stem, .md)."""
+    """Write `result` as JSON and `markdown` beside it (same stem, .md). `default`: how
+    json.dumps writes values it cannot (str; float for scripts whose results hold numpy
+    floats)."""
     json_path = Path(json_path)
     md_path = json_path.with_suffix(".md")
-    atomic_write_text(json_path, json.dumps(result, indent=2, default=str) + "\n")
+    atomic_write_text(json_path, json.dumps(result, indent=2, default=default) + "\n")
     atomic_write_text(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
     return json_path, md_path

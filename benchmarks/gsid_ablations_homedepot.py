@@ -8,19 +8,19 @@ Rows: the full method (CPU setup: no pre-training), then without the KL term, wi
 prefix-grouped negatives, without multi-query sampling, with gradient codebooks instead of EMA,
 and with domain-adaptive pre-training added. Each run writes
 benchmarks/results/<stem>_<name>.json (--stem, default gsid_ablation_homedepot); the table goes to
-benchmarks/results/<stem>.md. Runs already written are reused (--force to rerun).
+benchmarks/results/<stem>.{json,md}. Runs already written are reused (--force to rerun).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import platform
 import shlex
 import subprocess
 import sys
-import time
 from pathlib import Path
+
+from _provenance import provenance, provenance_markdown, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -82,7 +82,7 @@ def main() -> int:
     ]
     if args.encoder:
         base += ["--encoder", args.encoder]
-    rows = []
+    rows, runs = [], {}
     for name in args.only.split(","):
         out = RESULTS / f"{args.stem}_{name}.json"
         if args.force or not out.is_file():
@@ -99,22 +99,36 @@ def main() -> int:
             ]
             print("+", shlex.join(cmd), flush=True)
             subprocess.run(cmd, check=True)
-        rows.append(_row(name, json.loads(out.read_text(encoding="utf-8"))))
+        runs[name] = json.loads(out.read_text(encoding="utf-8"))
+        rows.append(_row(name, runs[name]))
+    seeds = {r.get("config", {}).get("seed") for r in runs.values()}  # the runs' GSIDConfig seed
+    result = {
+        **provenance(seed=seeds.pop() if len(seeds) == 1 else None),
+        "setup": {
+            "levels": args.levels,
+            "codebook_size": args.codebook_size,
+            "epochs_per_level": args.epochs,
+            "encoder": args.encoder,
+            "set": ["memory_skip=true", "skip_gate=true"],
+            "torch_threads_per_run": 1,
+        },
+        "variants": {name: VARIANTS[name] for name in runs},
+        "runs": {name: f"{args.stem}_{name}.json" for name in runs},
+    }
     md = [
         "# GSID ablations on Home Depot dev (2,000 queries, 54,667 items)",
         "",
-        f"- command: `python benchmarks/gsid_ablations_homedepot.py {shlex.join(sys.argv[1:])}`",
-        f"- date (UTC): {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())}",
-        f"- machine: {platform.platform()}, 2 shared CPU cores, 1 torch thread per run",
+        *provenance_markdown(result),
         f"- setup: {args.levels} steps x {args.codebook_size} codes, {args.epochs} epoch per step, "
-        f"memory_skip with skip_gate, encoder `{args.encoder or 'packaged MiniLM'}` (frozen, cached)",
+        f"memory_skip with skip_gate, encoder `{args.encoder or 'packaged MiniLM'}` "
+        "(frozen, cached), 1 torch thread per run",
         "",
         "| variant | R@10 (concat) | MRR@100 (concat) | R@10 (d_0) | l1 acc | l2 acc | "
         "codes used per step | distinct IDs | train s |",
         "|---|---|---|---|---|---|---|---|---|",
         *rows,
     ]
-    (RESULTS / f"{args.stem}.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_results(RESULTS / f"{args.stem}.json", result, "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

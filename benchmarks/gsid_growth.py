@@ -22,13 +22,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import shlex
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance, provenance_markdown, write_results
 
 from gsid.models.assign import encode
 from gsid.models.config import GSIDConfig
@@ -189,9 +188,7 @@ def main() -> None:
         ap.error(f"unknown variants {unknown}; choose from {list(VARIANTS)}")
     torch.set_num_threads(args.threads)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    from gsid.eval.sysinfo import run_metadata
-
-    meta = run_metadata("python " + shlex.join(sys.argv))
+    prov = provenance(seed=args.seed)
     setup = SETUPS[args.data]
     extra = {k: json.loads(v) for k, _, v in (s.partition("=") for s in args.set)}
     cfg = GSIDConfig(
@@ -340,7 +337,8 @@ def main() -> None:
         )
 
     result = {
-        **meta,
+        **prov,
+        "torch_threads": torch.get_num_threads(),
         "dataset": ds.name,
         "n_items": len(ds.items),
         "n_old": len(old.items),
@@ -360,11 +358,7 @@ def main() -> None:
         "retrain_seed_vs_seed": between,
         "total_seconds": round(time.time() - t0, 1),
     }
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(
-        json.dumps(result, indent=1, default=float) + "\n", encoding="utf-8"
-    )
-    out.with_suffix(".md").write_text(markdown(result), encoding="utf-8")
+    write_results(out.with_suffix(".json"), result, markdown(result), default=float)
     log.info("wrote %s.{json,md}", out)
 
 
@@ -377,10 +371,8 @@ def markdown(r: dict) -> str:
     lines = [
         f"# GSID codes under catalogue growth: {r['dataset']}",
         "",
-        f"- command: `{r['command']}`",
-        f"- date: {r['date']}; git {r['git'].get('commit')} (dirty: {r['git'].get('dirty')})",
-        f"- machine: {r['machine'].get('cpu')}, {r['machine'].get('usable_cores')} cores "
-        f"(shared), torch threads {r['machine'].get('torch_threads')}",
+        *provenance_markdown(r),
+        f"- torch threads {r['torch_threads']} (shared machine)",
         f"- catalogue: {r['n_items']} items; model A trained on {r['n_old']}, then "
         f"{r['n_new']} new items ({r['growth']['fraction']:.0%}, no search log: "
         + (

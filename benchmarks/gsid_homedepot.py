@@ -12,17 +12,13 @@ to train the encoder in every code step as the paper does (needs a GPU at this s
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import logging
-import platform
-import shlex
-import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance, provenance_markdown, write_results
 
 from gsid.data.importers import import_dataset
 from gsid.eval import run_bench
@@ -67,6 +63,43 @@ def gsid_eval(model, ds, cache: str, frozen_encoder: str | None) -> dict:
         },
     }
     return report, (res["encoder"].metrics if "encoder" in res else None)
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.4f}"
+
+
+def to_markdown(r: dict) -> str:
+    """Title, provenance and the dev q2i table of one run (the JSON holds the rest)."""
+    ev, c = r["eval"], r["config"]
+    lines = [
+        f"# GSID on Home Depot {r['split']}",
+        "",
+        *provenance_markdown(r),
+        f"- GSID: {c.get('n_levels')} x {c.get('codebook_size')} codes, "
+        f"{c.get('epochs_per_level')} epoch(s) per step, torch threads {r['torch_threads']}; "
+        f"{ev.get('n_queries')} dev queries; {r['n_distinct_full_codes']} distinct full codes; "
+        f"train {r['wall_s']['train_incl_features']} s (incl. features), "
+        f"eval {r['wall_s']['eval']} s",
+        "",
+        "| read-out | R@1 | R@10 | R@100 | MRR@100 |",
+        "|---|---|---|---|---|",
+    ]
+    rows = [(k, ev[k]["overall"]) for k in ("q2i", "q2i_first", "q2i_last")]
+    rows.append(("greedy item codes (q2i)", ev["greedy_items"]["q2i"]))
+    if r.get("baseline_frozen_minilm_q2i"):
+        rows.append(("encoder alone (cosine)", r["baseline_frozen_minilm_q2i"]["overall"]))
+    for name, o in rows:
+        lines.append(
+            f"| {name} | {_f(o.get('R@1'))} | {_f(o.get('R@10'))} | {_f(o.get('R@100'))} | "
+            f"{_f(o.get('MRR@100'))} |"
+        )
+    lines += [
+        "",
+        f"- code accuracy: {ev.get('code_accuracy')}; i2i: {ev.get('i2i')}",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -154,16 +187,10 @@ def main() -> None:
         "baseline_frozen_minilm_q2i": baseline,
         "n_distinct_full_codes": len(np.unique(codes, axis=0)),
         "wall_s": {"train_incl_features": round(t_train, 1), "eval": round(t_eval, 1)},
-        "command": "python benchmarks/gsid_homedepot.py " + shlex.join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": {
-            "platform": platform.platform(),
-            "torch_threads": torch.get_num_threads(),
-            "note": "2 shared CPU cores, other jobs running",
-        },
+        "torch_threads": torch.get_num_threads(),
+        **provenance(seed=cfg.seed),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    write_results(args.out, result, to_markdown(result))
     logging.info("wrote %s", args.out)
     for key in ("q2i", "q2i_first", "q2i_last"):
         logging.info("%s: %s", key, report[key]["overall"])

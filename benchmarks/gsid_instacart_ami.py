@@ -35,9 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import torch
+from _provenance import provenance, provenance_markdown, write_results
 
-from gsid._io import atomic_write_text
-from gsid.eval.sysinfo import run_metadata
 from gsid.ids import build_ids
 from gsid.models.assign import ami_with_categories
 from gsid.models.config import GSIDConfig
@@ -228,16 +227,11 @@ def previous_synthetic() -> dict[str, Any] | None:
 
 
 def to_markdown(res: dict[str, Any]) -> str:
-    meta = res["meta"]
-    m = meta["machine"]
     lines = [
         "# GSID vs clustering IDs: AMI of code prefixes against categories",
         "",
-        f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; git commit: {meta['git'].get('commit')}"
-        f"{' (uncommitted changes)' if meta['git'].get('dirty') else ''}",
-        f"- machine: {m.get('cpu')}, {m.get('usable_cores')} cores (shared with other jobs), "
-        f"{m.get('ram_gb')} GB RAM; torch {m.get('torch')}, {res['settings']['threads']} thread",
+        *provenance_markdown(res["meta"]),
+        f"- torch threads: {res['settings']['threads']} (machine shared with other jobs)",
         "- AMI = sklearn adjusted_mutual_info_score between the items' code prefix of length p "
         "(raw codes, no collision suffix) and a category level "
         "(gsid.models.assign.ami_with_categories).",
@@ -338,7 +332,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("%s/instacart not found; pass --data-root", args.data_root)
         return 2
     res: dict[str, Any] = {
-        "meta": run_metadata(),
+        "meta": provenance(seed=args.seed),
         "settings": {
             k: getattr(args, k)
             for k in (
@@ -361,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if name == "synthetic":
             res["previous_synthetic"] = previous_synthetic()
         # written after every data set so a long run leaves its finished part behind
-        atomic_write_text(out / f"{args.name}.json", json.dumps(res, indent=2, default=str))
-        atomic_write_text(out / f"{args.name}.md", to_markdown(res))
+        write_results(out / f"{args.name}.json", res, to_markdown(res))
     logger.info("wrote %s/%s.{json,md}", out, args.name)
     return 0
 

@@ -19,14 +19,11 @@ Writes benchmarks/results/<stem>.{json,md}.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import platform
-import shlex
 import sys
 from pathlib import Path
 
 import numpy as np
+from _provenance import provenance, provenance_markdown, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,24 +115,18 @@ def main() -> int:
             "queries_encoder_better": int((diff < 0).sum()),
         }
     result = {
-        "command": "python benchmarks/gsid_paired_homedepot.py " + shlex.join(sys.argv[1:]),
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "machine": platform.platform(),
+        **provenance(seed=args.seed),
         "model_dir": args.model_dir,
         "baseline": args.baseline_encoder or "the model's own encoder",
         "n_queries": n,
         "resamples": args.resamples,
         "metrics": rows,
     }
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{args.stem}.json").write_text(json.dumps(result, indent=1), encoding="utf-8")
     lines = [
         f"# GSID d_0 against {args.baseline_name}: paired bootstrap",
         "",
         f"- baseline: {result['baseline']}",
-        f"- command: `{result['command']}`",
-        f"- date (UTC): {result['date']}; machine: {result['machine']}",
+        *provenance_markdown(result),
         f"- {n} Home Depot dev queries, {args.resamples:,} resamples of the queries",
         "",
         f"| metric | GSID d_0 | {args.baseline_name} | d_0 - {args.baseline_name} | 95% interval "
@@ -148,7 +139,7 @@ def main() -> int:
             f"[{r['ci95'][0]:+.2f}, {r['ci95'][1]:+.2f}] | "
             f"{r['queries_d0_better']} / {r['queries_encoder_better']} |"
         )
-    (out / f"{args.stem}.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    write_results(Path(args.out) / f"{args.stem}.json", result, "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0
 

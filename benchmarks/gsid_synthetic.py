@@ -14,10 +14,10 @@ import argparse
 import json
 import logging
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
+from _provenance import provenance, provenance_markdown, write_results
 from gsid_homedepot import gsid_eval
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_mutual_info_score
@@ -27,6 +27,35 @@ from gsid.models.assign import ami_with_categories
 from gsid.models.config import GSIDConfig
 from gsid.models.features import pooled_features
 from gsid.models.train import train_gsid
+
+
+def _f(x) -> str:
+    return "-" if x is None else f"{x:.3f}"
+
+
+def to_markdown(r: dict) -> str:
+    """Title, provenance and the key figures of one run (the JSON holds the rest)."""
+    o = r["eval_dev"]["q2i"]["overall"]
+    b = (r.get("baseline_frozen_minilm_q2i") or {}).get("overall", {})
+    lines = [
+        f"# GSID on the synthetic marketplace ({r['n_items']} items)",
+        "",
+        *provenance_markdown(r),
+        f"- categories per level: {r['category_levels']}; train {r['wall_s']} s, "
+        f"torch threads {r['torch_threads']}",
+        "",
+        "| codes | " + " | ".join(r["ami"]) + " |",
+        "|---|" + "---|" * len(r["ami"]),
+        "| GSID AMI | " + " | ".join(_f(v) for v in r["ami"].values()) + " |",
+        "",
+        f"- flat k-means AMI: {r['baseline_kmeans_ami']}",
+        f"- dev q2i ({r['eval_dev']['n_queries']} queries): R@10 {_f(o.get('R@10'))}, "
+        f"MRR@100 {_f(o.get('MRR@100'))}; frozen MiniLM R@10 {_f(b.get('R@10'))}, "
+        f"MRR@100 {_f(b.get('MRR@100'))}",
+        f"- code accuracy: {r['eval_dev']['code_accuracy']}",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def main() -> None:
@@ -95,9 +124,9 @@ def main() -> None:
         "collisions": ids.provenance.get("collisions"),
         "wall_s": round(wall, 1),
         "torch_threads": torch.get_num_threads(),
+        **provenance(seed=args.seed),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1, default=str), encoding="utf-8")
+    write_results(args.out, result, to_markdown(result))
     logging.info(
         "AMI %s baseline %s q2i %s acc %s", ami, baseline, ev["q2i"]["overall"], ev["code_accuracy"]
     )

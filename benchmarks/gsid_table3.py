@@ -38,10 +38,9 @@ from typing import Any
 
 import numpy as np
 import torch
+from _provenance import provenance, provenance_markdown, write_results
 
-from gsid._io import atomic_write_text
 from gsid.eval.metrics import code_accuracy
-from gsid.eval.sysinfo import run_metadata
 from gsid.ids.hkmeans import HierarchicalKMeans
 from gsid.text.encoders import SentenceEncoder
 
@@ -199,17 +198,12 @@ def pct(v: float | None) -> str:
 
 
 def to_markdown(res: dict[str, Any]) -> str:
-    meta, s = res["meta"], res["settings"]
-    m = meta["machine"]
+    s = res["settings"]
     L = s["levels"]
     lines = [
         "# Table 3: code accuracy of dev (query, relevant item) pairs, Home Depot",
         "",
-        f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; git commit: {meta['git'].get('commit')}"
-        f"{' (uncommitted changes)' if meta['git'].get('dirty') else ''}",
-        f"- machine: {m.get('cpu')}, {m.get('usable_cores')} cores (shared with other jobs), "
-        f"{m.get('ram_gb')} GB RAM; torch {m.get('torch')}",
+        *provenance_markdown(res["meta"]),
         f"- {res['n_queries']} dev queries, {res['n_pairs']} (query, relevant item) pairs "
         "(relevance >= 2.5); l_n = share of pairs whose first n codes agree, in %.",
         f"- hierarchical k-means: {L} levels x {s['codebook_size']} (faiss, niter {s['niter']}, "
@@ -346,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
             )
         )
     res = {
-        "meta": run_metadata(),
+        "meta": provenance(seed=args.seed),
         "settings": {
             k: getattr(args, k)
             for k in ("levels", "codebook_size", "niter", "seed", "max_seq_length", "finetuned")
@@ -361,8 +355,7 @@ def main(argv: list[str] | None = None) -> int:
         if ft.is_file():
             res["finetune_info"] = json.loads(ft.read_text(encoding="utf-8"))
     out = Path(args.out)
-    atomic_write_text(out / f"{args.name}.json", json.dumps(res, indent=2, default=str))
-    atomic_write_text(out / f"{args.name}.md", to_markdown(res))
+    write_results(out / f"{args.name}.json", res, to_markdown(res))
     logger.info("wrote %s/%s.{json,md}", out, args.name)
     return 0
 

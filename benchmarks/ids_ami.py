@@ -23,7 +23,6 @@ Embeddings are cached in --cache (shared with the other gsid tools).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -32,10 +31,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _provenance import provenance, provenance_markdown, write_results
 
-from gsid._io import atomic_write_text
 from gsid.data.importers import import_dataset
-from gsid.eval.sysinfo import run_metadata
 from gsid.ids import build_ids
 from gsid.ids.diagnostics import diagnose
 from gsid.ids.product_metrics import product_understanding
@@ -142,11 +140,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines = [
         "# Semantic IDs vs human categories (AMI)",
         "",
-        f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; git commit: {meta['git'].get('commit')}"
-        f"{' (uncommitted changes)' if meta['git'].get('dirty') else ''}",
-        f"- machine: {meta['machine'].get('cpu')}, {meta['machine'].get('usable_cores')} cores, "
-        f"{meta['machine'].get('ram_gb')} GB RAM; torch {meta['machine'].get('torch')}",
+        *provenance_markdown(meta),
         f"- IDs: {res['settings']['levels']} levels x {res['settings']['codebook_size']} codes, "
         f"seed {res['settings']['seed']}, collisions appended; embeddings: MiniLM (all-MiniLM-L6-v2) "
         f"of the titles; RQ-VAE epochs {res['settings']['rqvae_epochs']}",
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("data folder %s not found; pass --data-root", args.data_root)
         return 2
     res: dict[str, Any] = {
-        "meta": run_metadata(),
+        "meta": provenance(seed=args.seed),
         "settings": {
             k: getattr(args, k)
             for k in ("levels", "codebook_size", "seed", "rqvae_epochs", "drop_missing")
@@ -216,8 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         "datasets": [run_dataset(n, args) for n in args.datasets],
     }
     out = Path(args.out)
-    atomic_write_text(out / f"{args.name}.json", json.dumps(res, indent=2, default=str))
-    atomic_write_text(out / f"{args.name}.md", to_markdown(res))
+    write_results(out / f"{args.name}.json", res, to_markdown(res))
     logger.info("wrote %s/%s.{json,md}", out, args.name)
     return 0
 

@@ -15,56 +15,26 @@ Embeddings: Instacart product names through the packaged MiniLM, cached in ./cac
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
-import platform
-import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-
-from gsid._io import atomic_write_text
+from _provenance import provenance, provenance_markdown, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def machine() -> dict:
-    cpu = platform.processor() or ""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+def runtime() -> dict:
+    """What the machine string of provenance() leaves out: faiss and the load at the start."""
     import faiss
 
     return {
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "cpu": cpu,
-        "cpu_count": os.cpu_count(),
         "faiss_threads": faiss.omp_get_max_threads(),
         "faiss_version": faiss.__version__,
         "load_average_at_start": list(os.getloadavg()),
     }
-
-
-def git_commit() -> str:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        return sha + ("+uncommitted-changes" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
 
 
 def collision_rate(codes: np.ndarray) -> float:
@@ -158,7 +128,7 @@ def main() -> int:
 
     names = pd.read_csv(products)["product_name"].astype(str).tolist()
     X = SentenceEncoder().encode_cached(names, args.cache, show_progress=True)
-    info = machine()
+    info = runtime()
     a = (X, args.levels, args.k, args.niter, args.seed)
     plain = "faiss.ResidualQuantizer beam=1, plain k-means"
     rows = {
@@ -174,10 +144,8 @@ def main() -> int:
     theirs = rows[plain]["fit_s"]
     result = {
         "benchmark": "rq_fit_time",
-        "command": "python benchmarks/rq_fit_time.py " + shlex.join(sys.argv[1:]),
-        "date_utc": dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "git_commit": git_commit(),
-        "machine": info,
+        **provenance(seed=args.seed),
+        "runtime": info,
         "data": {
             "source": str(products),
             "n_items": int(X.shape[0]),
@@ -196,22 +164,18 @@ def main() -> int:
         "results": rows,
         "fit_time_ratio_gsid_over_faiss_plain_beam1": ours / theirs,
     }
-    out = Path(args.out)
-    atomic_write_text(out / "rq_fit_time.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(out / "rq_fit_time.md", to_markdown(result))
+    write_results(Path(args.out) / "rq_fit_time.json", result, to_markdown(result))
     print(to_markdown(result))
     return 0
 
 
 def to_markdown(r: dict) -> str:
-    s, m, d = r["settings"], r["machine"], r["data"]
+    s, m, d = r["settings"], r["runtime"], r["data"]
     lines = [
         "# Residual k-means fit time: gsid vs faiss.ResidualQuantizer",
         "",
-        f"- command: `{r['command']}`",
-        f"- date (UTC): {r['date_utc']}; git commit: `{r['git_commit']}`",
-        f"- machine: {m['cpu']}, {m['cpu_count']} CPUs, faiss {m['faiss_version']} with "
-        f"{m['faiss_threads']} threads, {m['platform']}; load average at start "
+        *provenance_markdown(r),
+        f"- faiss {m['faiss_version']} with {m['faiss_threads']} threads; load average at start "
         f"{', '.join(f'{x:.1f}' for x in m['load_average_at_start'])} (shared machine)",
         f"- data: {d['n_items']} Instacart product names, {d['encoder']}, dim {d['dim']} "
         f"(mean squared norm {d['mean_squared_norm']:.3f})",

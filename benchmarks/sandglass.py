@@ -20,7 +20,6 @@ Writes benchmarks/results/sandglass.{json,md} and PNG plots sandglass_<dataset>_
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import sys
 import time
@@ -29,10 +28,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _provenance import provenance, provenance_markdown, write_results
 
-from gsid._io import atomic_write_text
 from gsid.data.importers import import_dataset
-from gsid.eval.sysinfo import run_metadata
 from gsid.ids import SemanticIDs, build_ids
 from gsid.ids.diagnostics import diagnose
 from gsid.ids.plots import plot_code_distribution, plot_code_tree
@@ -202,11 +200,7 @@ def to_markdown(res: dict[str, Any]) -> str:
     lines = [
         "# Sand-glass diagnosis of RQ semantic IDs, before and after the repairs",
         "",
-        f"- command: `{meta['command']}`",
-        f"- date: {meta['date']}; git commit: {meta['git'].get('commit')}"
-        f"{' (uncommitted changes)' if meta['git'].get('dirty') else ''}",
-        f"- machine: {meta['machine'].get('cpu')}, {meta['machine'].get('usable_cores')} cores, "
-        f"{meta['machine'].get('ram_gb')} GB RAM",
+        *provenance_markdown(meta),
         f"- IDs: residual k-means {s['levels']} x {s['codebook_size']}, seed {s['seed']}, "
         "collisions appended (one extra code for colliding items; that level is left out of "
         "the sand-glass score); MiniLM (all-MiniLM-L6-v2) embeddings of the titles.",
@@ -305,12 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     res: dict[str, Any] = {
-        "meta": run_metadata(),
+        "meta": provenance(seed=args.seed),
         "settings": {k: getattr(args, k) for k in ("levels", "codebook_size", "seed", "top_k")},
         "datasets": [run_dataset(n, args, out) for n in args.datasets],
     }
-    atomic_write_text(out / "sandglass.json", json.dumps(res, indent=2, default=str))
-    atomic_write_text(out / "sandglass.md", to_markdown(res))
+    write_results(out / "sandglass.json", res, to_markdown(res))
     logger.info("wrote %s/sandglass.{json,md}", out)
     return 0
 
