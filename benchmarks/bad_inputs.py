@@ -140,6 +140,7 @@ CASES: list[tuple[str, str, list[str] | str, object]] = [
      "verdict = ('CLEAR' if m == 0o777 & ~0o022 else 'SILENT') + f' mode {m:o} under umask 022'", None),
     ("progress when stderr is not a terminal", "leak",
      "import os, subprocess, sys; env = {k: v for k, v in os.environ.items() if k != 'GSID_NO_PROGRESS'}\n"
+     "env['GSID_PROGRESS_INTERVAL'] = '0'  # a line per 10% however fast (default: one per 5 s)\n"
      "r = subprocess.run([sys.executable, '-m', 'gsid.cli', 'data', 'synth', '--items', '2000', '--out', 'p'], capture_output=True, text=True, env=env)\n"
      "n = sum(line.startswith('gsid: ') for line in r.stderr.splitlines())\n"
      "verdict = f'CLEAR {n} progress lines' if n else 'SILENT no progress lines'", None),
@@ -272,6 +273,8 @@ def classify(src: Path, template: Path, work: Path, command, setup) -> tuple[str
         if r.returncode < 0 or r.returncode > 128:
             return "CRASH", f"signal / rc {r.returncode}"
         word, _, detail = out.partition(" ")
+        if word == "CLEAR" and any(w in detail.lower() for w in ("repo id", "hub")):
+            return "UNCLEAR", f"speaks of a model hub in an offline tool: {detail}"
         return word, detail
     if isinstance(command, tuple):  # a pipeline: quiet and successful is right
         if err:
