@@ -250,6 +250,17 @@ def _env(src: Path) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(src), "GSID_NO_PROGRESS": "1"}
 
 
+def _python_outcome(r: subprocess.CompletedProcess) -> tuple[str, str]:
+    """The verdict a Python case printed (see PY_WRAP), or the crash that stopped it."""
+    out = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"rc {r.returncode}"
+    if r.returncode < 0 or r.returncode > 128:
+        return "CRASH", f"signal / rc {r.returncode}"
+    word, _, detail = out.partition(" ")
+    if word == "CLEAR" and any(w in detail.lower() for w in ("repo id", "hub")):
+        return "UNCLEAR", f"speaks of a model hub in an offline tool: {detail}"
+    return word, detail
+
+
 def classify(src: Path, template: Path, work: Path, command, setup) -> tuple[str, str]:
     ws = work / "case"
     shutil.rmtree(ws, ignore_errors=True)
@@ -269,13 +280,7 @@ def classify(src: Path, template: Path, work: Path, command, setup) -> tuple[str
     lost = [k for k, v in user_files.items() if after.get(k) != v]
     err = [line for line in r.stderr.splitlines() if line.strip()]
     if isinstance(command, str):
-        out = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else f"rc {r.returncode}"
-        if r.returncode < 0 or r.returncode > 128:
-            return "CRASH", f"signal / rc {r.returncode}"
-        word, _, detail = out.partition(" ")
-        if word == "CLEAR" and any(w in detail.lower() for w in ("repo id", "hub")):
-            return "UNCLEAR", f"speaks of a model hub in an offline tool: {detail}"
-        return word, detail
+        return _python_outcome(r)
     if isinstance(command, tuple):  # a pipeline: quiet and successful is right
         if err:
             return ("TRACEBACK" if any("Traceback" in e for e in err) else "UNCLEAR"), err[-1][:160]
