@@ -60,3 +60,15 @@ def test_damaged_shards_are_recomputed_and_many_are_merged(tmp_path, monkeypatch
     out = cached_rows("e", list("gfedcba"), tmp_path, f)
     assert len(f.seen) == n  # everything still cached after the merge
     assert out[:, 0].tolist() == [1.0] * 7
+
+
+def test_a_text_computed_by_two_lists_always_reads_its_first_row(tmp_path):
+    def const(v):
+        return lambda todo: np.full((len(todo), 1), v, np.float32)
+
+    cached_rows("e", ["a", "b", "c"], tmp_path, const(1.0))
+    # mostly new: computed whole, "a" included (a second row for "a", from another batch)
+    assert cached_rows("e", ["a", "x", "y", "z"], tmp_path, const(2.0))[0, 0] == 2.0
+    for _ in range(3):  # assembled text by text: "a" reads the row written first, every time
+        out = cached_rows("e", ["a", "x", "y", "q"], tmp_path, const(3.0))
+        assert out[:, 0].tolist() == [1.0, 2.0, 2.0, 3.0]

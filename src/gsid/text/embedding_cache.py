@@ -43,9 +43,19 @@ def _key(prefix: Any, text: str) -> bytes:
     return h.digest()[:16]
 
 
+def _oldest_first(directory: Path) -> list[Path]:
+    dated = []
+    for f in directory.glob("*.npz"):
+        with contextlib.suppress(FileNotFoundError):  # merged away by another process
+            dated.append((f.stat().st_mtime_ns, f.name, f))
+    return [f for _, _, f in sorted(dated)]
+
+
 def _read_shards(directory: Path) -> tuple[list[Path], dict[bytes, tuple[int, int]], list]:
     shards, where, rows = [], {}, []
-    for f in sorted(directory.glob("*.npz")):
+    # oldest first, and the first row written for a text wins: a text that several lists
+    # computed (in different batches, so different in the last bits) always reads the same row
+    for f in _oldest_first(directory):
         try:
             with np.load(f, allow_pickle=False) as z:
                 keys, X = z["keys"], z["rows"]
@@ -56,7 +66,8 @@ def _read_shards(directory: Path) -> tuple[list[Path], dict[bytes, tuple[int, in
         s = len(rows)
         shards.append(f)
         rows.append(X)
-        where.update((bytes(k), (s, r)) for r, k in enumerate(keys))
+        for r, k in enumerate(keys):
+            where.setdefault(bytes(k), (s, r))
     return shards, where, rows
 
 
@@ -104,7 +115,8 @@ def cached_rows(
         _write_shard(directory, new_keys, new)
         s = len(rows)
         rows.append(new)
-        where.update((k, (s, r)) for r, k in enumerate(new_keys))
+        for r, key in enumerate(new_keys):
+            where.setdefault(key, (s, r))
         if sum(f.name.startswith("shard-") for f in shards) + 1 >= MERGE_AT:
             _merge(directory, where, rows)
     out = np.empty((len(texts), rows[0].shape[1]), dtype=rows[0].dtype)

@@ -23,6 +23,10 @@ from gsid.text.embedding_cache import cached_rows
 DEFAULT_MODEL = "minilm"
 
 
+#: texts in one encode call from which a log line says it starts and ends (not on a terminal)
+LONG_ENCODE = 1000
+
+
 def resolve_model_path(model: str) -> str:
     """'minilm' -> the packaged all-MiniLM-L6-v2 directory; otherwise a local directory."""
     if model == DEFAULT_MODEL:
@@ -88,8 +92,10 @@ class SentenceEncoder:
             return np.zeros((0, self.dim), np.float32)
         texts = list(texts)
         # one encode call (its length-sorted batches make the rows exact); not on a terminal,
-        # a line before and after instead of a bar
-        stage(f"encoding {len(texts):,} texts with {Path(self.model_name).name}", show_progress)
+        # a line before and after a long one instead of a bar (a single query says nothing)
+        long = len(texts) >= LONG_ENCODE
+        if long:
+            stage(f"encoding {len(texts):,} texts with {Path(self.model_name).name}", show_progress)
         t0 = time.perf_counter()
         X = self.model.encode(
             texts,
@@ -98,7 +104,10 @@ class SentenceEncoder:
             normalize_embeddings=True,
             show_progress_bar=progress_enabled(show_progress),
         )
-        stage(f"encoded {len(texts):,} texts in {time.perf_counter() - t0:.0f} s", show_progress)
+        if long:
+            stage(
+                f"encoded {len(texts):,} texts in {time.perf_counter() - t0:.0f} s", show_progress
+            )
         return np.ascontiguousarray(X, dtype=np.float32)
 
     def encode_cached(
