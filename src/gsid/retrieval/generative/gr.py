@@ -242,17 +242,6 @@ class GenerativeRetriever(IDGenerativeRetriever):
         return torch.from_numpy(np.ascontiguousarray(decoding.extra, dtype=np.float32))
 
     # ------------------------------------------------------------------ size and persistence
-    def index_bytes(self) -> int:
-        """Bytes needed to answer queries besides model weights: the trie and, with
-        rescore="cosine", the float16 item embeddings (items are stored in trie order: no
-        permutation)."""
-        if self.trie_ is None:
-            return 0
-        total = self.trie_.nbytes()
-        if self.item_vectors_ is not None:
-            total += self.item_vectors_.nbytes
-        return int(total)
-
     def _save_state(self, directory: Path) -> None:
         self.ids_.save(directory / "semantic_ids")
         self.model_.save(directory / "model")

@@ -285,20 +285,6 @@ class GSIDGenerativeRetriever(IDGenerativeRetriever):
         return np.stack([self.ids_.codes[self.ids_.index_of(i)] for i in self.item_ids_])
 
     # ------------------------------------------------------------------ size and persistence
-    def index_bytes(self) -> int:
-        """Bytes needed to answer queries besides the model weights (and the static query
-        encoder's): the trie as held in memory and, with rescore="cosine", the item vectors
-        (float16, or PQ codes plus their centroids). Items are stored in trie order, so there is
-        no permutation array."""
-        if self.trie_ is None:
-            return 0
-        total = self.trie_.nbytes()
-        if isinstance(self.item_vectors_, PQVectors):
-            total += self.item_vectors_.nbytes()
-        elif self.item_vectors_ is not None:
-            total += self.item_vectors_.nbytes
-        return int(total)
-
     def _save_state(self, directory: Path) -> None:
         self.model_.save(directory / "model")
         self.ids_.save(directory / "semantic_ids")

@@ -145,6 +145,16 @@ class IDGenerativeRetriever(Retriever):
                 f"gsid?); re-index and save the retriever again"
             )
 
+    def index_bytes(self) -> int:
+        """Bytes needed to answer queries besides the model weights: the trie as held in memory
+        and, with rescore="cosine", the item vectors (float16, or PQ codes and centroids).
+        Items are stored in trie order, so there is no permutation array."""
+        if self.trie_ is None:
+            return 0
+        v = self.item_vectors_
+        vectors = 0 if v is None else (v.nbytes() if callable(v.nbytes) else v.nbytes)
+        return int(self.trie_.nbytes() + vectors)
+
     # ---- search
     def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
         if self.rescore == "cosine" and self.item_vectors_ is None:
