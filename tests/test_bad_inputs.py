@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import stat
@@ -249,13 +250,32 @@ def saved(tmp_path_factory) -> dict[str, tuple[Path, object]]:
     return out
 
 
-def test_every_artifact_file_is_checksummed(saved):
+def _artifact_root(path: Path, top: Path) -> Path:
+    """The nearest directory at or above `path` (within `top`) that holds a manifest."""
+    for d in path.parents:
+        if (d / "manifest.json").is_file():
+            return d
+        if d == top:
+            break
+    return top
+
+
+def test_every_artifact_file_is_checksummed_once(saved):
+    """Every file is listed in exactly one manifest: its nearest artifact's (a nested artifact
+    lists its own files, so no file is hashed twice on load)."""
     for name, (path, load) in saved.items():
-        manifest = json.loads((path / "manifest.json").read_text(encoding="utf-8"))
-        listed = set(manifest["files"])
-        on_disk = {p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file()}
-        on_disk.discard("manifest.json")
-        assert listed == on_disk, name
+        listed: dict[str, int] = {}
+        for m in path.rglob("manifest.json"):
+            for rel in json.loads(m.read_text(encoding="utf-8"))["files"]:
+                full = (m.parent / rel).relative_to(path).as_posix()
+                listed[full] = listed.get(full, 0) + 1
+                assert _artifact_root(m.parent / rel, path) == m.parent, (name, full)
+        on_disk = {
+            p.relative_to(path).as_posix()
+            for p in path.rglob("*")
+            if p.is_file() and p.name != "manifest.json"
+        }
+        assert set(listed) == on_disk and set(listed.values()) == {1}, name
         load(path)  # loads cleanly
 
 
@@ -281,7 +301,9 @@ def test_junk_in_any_artifact_file_is_refused(saved, tmp_path, name):
             else:
                 data = bytearray(rng.bytes(int(rng.integers(1, 4096))))
             target.write_bytes(bytes(data))
-            with pytest.raises(ArtifactError, match=rel.replace(".", r"\.")):
+            root = _artifact_root(target, work)  # the artifact whose manifest lists the file
+            inner = target.relative_to(root).as_posix()
+            with pytest.raises(ArtifactError, match=re.escape(f"{root.name}: {inner}")):
                 load(work)
             shutil.rmtree(work)
 

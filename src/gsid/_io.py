@@ -205,12 +205,15 @@ def file_digest(path: Path) -> str:
 
 
 def _seal(directory: Path) -> None:
-    """Record size and checksum of every file under `directory` (nested ones too)."""
+    """Record size and checksum of every file under `directory`, except inside a nested gsid
+    artifact (a sub-directory with its own manifest: its files are listed and verified there,
+    when it is loaded, so no file is hashed twice)."""
     mpath = directory / MANIFEST
     manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    nested = {m.parent for m in directory.rglob(MANIFEST) if m != mpath}
     files = {}
     for f in sorted(directory.rglob("*")):
-        if f.is_file() and f != mpath:
+        if f.is_file() and f != mpath and not nested.intersection(f.parents):
             rel = f.relative_to(directory).as_posix()
             files[rel] = {"bytes": f.stat().st_size, "blake2b": file_digest(f)}
     manifest["files"] = files

@@ -131,7 +131,9 @@ def fine_tune_gsid(
     if isinstance(init_model, GSIDModel):
         base = init_model.config
     else:
-        base = GSIDConfig.from_dict(read_manifest(init_model, KIND, FORMAT_VERSION)["config"])
+        base = GSIDConfig.from_dict(
+            read_manifest(init_model, KIND, FORMAT_VERSION, verify=False)["config"]
+        )
     budget: dict = {"warmup_batches": warmup_batches, **changes}
     if max_batches_per_level is not None:
         budget["max_batches_per_level"] = max_batches_per_level

@@ -50,7 +50,7 @@ def train_gsid(
         from gsid._io import read_manifest
         from gsid.models.model import FORMAT_VERSION, KIND
 
-        config = read_manifest(init_model, KIND, FORMAT_VERSION)["config"]
+        config = read_manifest(init_model, KIND, FORMAT_VERSION, verify=False)["config"]
     cfg = config if isinstance(config, GSIDConfig) else GSIDConfig.from_dict(dict(config or {}))
     data = TrainData.from_dataset(dataset, split, cfg.pseudo_queries_per_item, cfg.seed)
     logger.info(

@@ -23,9 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from gsid._io import read_manifest
 from gsid.errors import GsidError
-from gsid.retrieval.base import FORMAT_VERSION, KIND, Retriever, SearchResults, load_retriever
+from gsid.retrieval.base import Retriever, SearchResults, load_retriever
 
 RRF_C = 10.0
 DEFAULT_PARTS = ("gsid-gr", "bm25")
@@ -165,6 +164,4 @@ class HybridRetriever(Retriever):
         parts = sorted(
             (p for p in directory.glob("part*") if p.is_dir()), key=lambda p: int(p.name[4:])
         )
-        for p in parts:
-            read_manifest(p, KIND, FORMAT_VERSION)
-        self.retrievers = [load_retriever(p) for p in parts]
+        self.retrievers = [load_retriever(p) for p in parts]  # each checked as it loads
