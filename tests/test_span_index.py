@@ -1,0 +1,91 @@
+"""SpanIndex: counts, next tokens and locations agree with brute force; vectorised narrowing;
+save / memory-mapped load; bad input and damaged files fail clearly."""
+
+import numpy as np
+import pytest
+
+from gsid.errors import ArtifactError, DataValidationError
+from gsid.text.span_index import SpanIndex
+
+V = 6
+
+
+def _brute(titles, gram):
+    hits = []
+    for i, t in enumerate(titles):
+        for p in range(len(t) - len(gram) + 1):
+            if list(t[p : p + len(gram)]) == list(gram):
+                hits.append((i, p))
+    return hits
+
+
+@pytest.fixture(scope="module")
+def titles():
+    rng = np.random.default_rng(0)
+    return [list(rng.integers(0, V, rng.integers(0, 8))) for _ in range(60)]
+
+
+@pytest.fixture(scope="module")
+def index(titles):
+    return SpanIndex.build(titles, vocab_size=V)
+
+
+def test_count_and_locate_match_brute_force(index, titles):
+    rng = np.random.default_rng(1)
+    grams = [list(rng.integers(0, V, rng.integers(1, 5))) for _ in range(300)]
+    counts = index.count(grams)
+    for g, c in zip(grams, counts, strict=True):
+        hits = _brute(titles, g)
+        assert c == len(hits)
+        items, pos = index.locate(g)
+        assert list(zip(items.tolist(), pos.tolist(), strict=True)) == hits
+
+
+def test_next_tokens_match_brute_force(index, titles):
+    rng = np.random.default_rng(2)
+    for _ in range(60):
+        g = list(rng.integers(0, V, rng.integers(0, 3)))
+        lo, hi = index.interval(g) if g else index.root()
+        lo, hi = int(np.ravel(lo)[0]), int(np.ravel(hi)[0])
+        toks, counts = index.next_tokens(lo, hi, len(g))
+        want = {t: len(_brute(titles, [*g, t])) for t in range(V)}
+        assert dict(zip(toks.tolist(), counts.tolist(), strict=True)) == {
+            t: c for t, c in want.items() if c
+        }
+
+
+def test_narrow_is_vectorised_and_never_crosses_titles(index, titles):
+    # every beam narrows one token per step from its own interval
+    lo, hi = index.root(V)
+    lo, hi = index.narrow(lo, hi, 0, np.arange(V))
+    lo2, hi2 = index.narrow(lo, hi, 1, np.arange(V)[::-1].copy())
+    for a in range(V):
+        b = V - 1 - a
+        assert hi2[a] - lo2[a] == len(_brute(titles, [a, b]))
+    # the last token of one title followed by the first of the next is not an n-gram
+    t = SpanIndex.build([[1, 2], [3, 4]], vocab_size=5)
+    assert t.count([[2, 3], [1, 2], [3, 4], [4]]).tolist() == [0, 1, 1, 1]
+
+
+def test_save_load_mmap(index, tmp_path):
+    index.save(tmp_path / "spans")
+    back = SpanIndex.load(tmp_path / "spans")
+    assert isinstance(back.sa, np.memmap)
+    grams = [[0], [1, 2], [3, 3, 3]]
+    assert back.count(grams).tolist() == index.count(grams).tolist()
+    assert index.nbytes() / index.n_tokens <= 16 + 8 * (V + 1) / index.n_tokens + 8
+
+
+def test_bad_input():
+    with pytest.raises(DataValidationError, match="empty"):
+        SpanIndex.build([])
+    with pytest.raises(DataValidationError, match="tokenise to nothing"):
+        SpanIndex.build([[], []])
+
+
+def test_damaged_files_are_refused(index, tmp_path):
+    path = index.save(tmp_path / "spans")
+    sa = path / "sa.npy"
+    sa.write_bytes(sa.read_bytes()[:-8])  # truncated
+    with pytest.raises(ArtifactError, match="corrupted"):
+        SpanIndex.load(path)
