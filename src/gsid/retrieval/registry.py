@@ -19,6 +19,8 @@ METHODS: dict[str, str] = {
     "gr": "gsid.retrieval.generative.gr:GenerativeRetriever",
     "gsid": "gsid.retrieval.gsid:GSIDRetriever",
     "gsid-gr": "gsid.retrieval.generative.gsid_gr:GSIDGenerativeRetriever",
+    "lexical": "gsid.retrieval.lexical:LexicalRetriever",  # query -> title spans, SFT + DPO
+    "seal": "gsid.retrieval.lexical:SEALRetriever",  # query -> one title n-gram (SEAL)
     "hybrid": "gsid.retrieval.fusion:HybridRetriever",  # RRF of other methods (gsid-gr + BM25)
 }
 # Options that the harness passes to every method whose constructor accepts them.

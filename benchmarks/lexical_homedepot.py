@@ -1,0 +1,157 @@
+"""Lexical generative retrieval (query -> multi-span, SFT then DPO) against the SEAL-style
+baseline, BM25 and dense retrieval on Home Depot `dev`, in one run (gsid.eval.bench.run_bench),
+every method on 1 torch thread.
+
+Corpus: all 54,667 products; queries: the dev queries with expected items (grade >= 2.5).
+Rows: lexical (SFT), lexical (SFT+DPO) (the same SFT model, then DPO), seal, bm25, dense,
+lexical (SFT+DPO) + bm25 (RRF). Also: invalid spans (generated spans of count 0) over all
+evaluated queries, a paired bootstrap of DPO - SFT on R@10 (95% interval), index bytes per
+title token, and the training time of each stage. gr / gsid-gr / dense-ft are quoted from
+their own results files (not re-run here).
+
+    taskset -c 1 python benchmarks/lexical_homedepot.py [--epochs 3] [--dpo-epochs 1]
+        [--max-queries N] [--data synthetic:1000] [--stem lexical_homedepot]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import logging
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+
+def per_query_recall(result, method: str, expected: list[set], k: int) -> np.ndarray:
+    from gsid.eval.metrics import hit_matrix, recall_per_query
+
+    res = result.methods[method].results
+    hits = hit_matrix(res.ids[:, :k], expected)
+    return recall_per_query(hits, np.array([len(e) for e in expected]), k)
+
+
+def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0) -> dict:
+    """Mean of b - a and its 95% percentile interval over query resamples."""
+    rng = np.random.default_rng(seed)
+    d = b - a
+    means = d[rng.integers(0, len(d), (n, len(d)))].mean(1)
+    return {"delta": float(d.mean()), "lo": float(np.quantile(means, 0.025)),
+            "hi": float(np.quantile(means, 0.975)), "n_boot": n}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "homedepot"))
+    ap.add_argument("--cache", default=str(ROOT / "cache"))
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--stem", default="lexical_homedepot")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--seal-epochs", type=int, default=2)
+    ap.add_argument("--dpo-epochs", type=int, default=1)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--beam-width", type=int, default=10)
+    ap.add_argument("--max-queries", type=int, default=None)
+    ap.add_argument("--latency-sample", type=int, default=100)
+    ap.add_argument("--no-dense", action="store_true")
+    ap.add_argument("--no-seal", action="store_true")
+    args = ap.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+
+    import torch
+
+    torch.set_num_threads(1)
+    from _provenance import provenance, provenance_markdown, write_results
+
+    from gsid.eval.bench import run_bench
+    from gsid.eval.report import format_table, render_markdown
+    from gsid.retrieval.bm25 import BM25Retriever
+    from gsid.retrieval.fusion import HybridRetriever
+    from gsid.retrieval.lexical import LexicalRetriever, SEALRetriever
+
+    if args.data.startswith("synthetic:"):
+        from gsid.data.synthetic import make_marketplace
+
+        ds = make_marketplace(n_items=int(args.data.split(":")[1]), seed=0)
+    else:
+        from gsid.data.importers import import_dataset
+
+        ds = import_dataset("homedepot", args.data)
+    command = "python benchmarks/lexical_homedepot.py " + shlex.join(sys.argv[1:])
+    model = {"epochs": args.epochs, "dpo_epochs": args.dpo_epochs, "num_threads": 1,
+             "batch_size": args.batch_size}  # fmt: skip
+    bench = dict(split="dev", command=command, max_queries=args.max_queries,
+                 latency_sample=args.latency_sample)  # fmt: skip
+    t0 = time.perf_counter()
+    sft = LexicalRetriever(dpo=False, beam_width=args.beam_width, model=model)
+    bm25 = BM25Retriever()
+    parts = {"bm25": bm25, "lexical (SFT)": sft}
+    if not args.no_dense:
+        from gsid.retrieval.dense import DenseRetriever
+
+        parts["dense"] = DenseRetriever(cache_dir=args.cache)
+    result = run_bench(ds, parts, **bench)
+    sft_s = time.perf_counter() - t0
+    # DPO on a copy of the SFT model: the SFT row stays as it was measured
+    t1 = time.perf_counter()
+    dpo = copy.deepcopy(sft)
+    dpo.dpo = True
+    dpo.optimise_preferences(ds)
+    dpo_s = time.perf_counter() - t1
+    more = {"lexical (SFT+DPO)": dpo}
+    hy = HybridRetriever(retrievers=[dpo, bm25])
+    hy.item_ids_ = ds.item_ids
+    more["lexical (SFT+DPO) + bm25"] = hy
+    if not args.no_seal:
+        more["seal"] = SEALRetriever(beam_width=3 * args.beam_width,
+                                     model={**model, "epochs": args.seal_epochs})  # fmt: skip
+    result.methods.update(run_bench(ds, more, **bench).methods)
+    # invalid spans over every evaluated query, paired bootstrap DPO - SFT
+    qmap = dict(zip(ds.queries["query_id"], ds.queries["query"], strict=True))
+    queries = [qmap[q] for q in result.query_ids]
+    expected_map = ds.expected("dev")
+    expected = [expected_map[q] for q in result.query_ids]
+    invalid = {}
+    for name, r in (("lexical (SFT+DPO)", dpo), ("seal", more.get("seal"))):
+        if r is None:
+            continue
+        spans = r.generated_spans(queries)
+        flat = [list(s) for row in spans for s in row]
+        invalid[name] = {"spans": len(flat), "invalid": int((r.index_.count(flat) == 0).sum())}
+    boot = {k: paired_bootstrap(per_query_recall(result, "lexical (SFT)", expected, k),
+                                per_query_recall(result, "lexical (SFT+DPO)", expected, k))
+            for k in (10, 100)}  # fmt: skip
+    extra = {
+        "invalid_spans": invalid,
+        "dpo_minus_sft": boot,
+        "bytes_per_title_token": dpo.index_bytes() / dpo.index_.n_tokens,
+        "title_tokens": int(dpo.index_.n_tokens),
+        "preference_pairs": int(getattr(dpo, "n_preference_pairs_", 0)),
+        "train_s": {"sft_stage_incl_bm25_dense": sft_s, "dpo_mining_and_training": dpo_s},
+        "model": model,
+        "history": dpo.model_.history_,
+    }
+    table = format_table(result)
+    print(table)
+    print(json.dumps(extra, indent=1, default=float)[:3000])
+    out = Path(args.out) / f"{args.stem}.json"
+    prov = provenance(seed=0, command=command)
+    record = {**prov, "bench": result.to_dict(), "extra": extra}
+    md = [f"# Lexical generative retrieval — {ds.name} / dev", "", *provenance_markdown(prov),
+          "", render_markdown(result), "", "## Extra (invalid spans, DPO - SFT bootstrap, "
+          "bytes, training time)", "", "```json", json.dumps(extra, indent=1, default=float),
+          "```"]  # fmt: skip
+    write_results(out, record, "\n".join(md), default=float)
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

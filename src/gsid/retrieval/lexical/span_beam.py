@@ -1,0 +1,167 @@
+"""Constrained beam search over spans: a model writes up to S title spans separated by SEP, and
+every span it writes occurs in the catalogue.
+
+    beams = generate_spans(model, index, queries, beam_width=10, n_spans=3, max_len=4)
+    beams[q] -> [Beam(spans=((17, 3), (88,)), span_logp=(-1.2, -0.4), score=-2.1), ...]
+
+Batched over queries x beams (N = B * W rows) with the model's key/value cache (reordered as
+beams move). Each beam keeps the suffix-array interval (lo, hi) of the span it is writing and
+its length; at every step its allowed tokens are:
+  * writing a span of length 0 < d < max_len: the interval's next tokens (SpanIndex.
+    next_tokens: the distinct tokens that follow the span somewhere) and SEP, which closes the
+    span (it occurs, by construction; not after punctuation, and a span the beam already wrote
+    may not be closed again);
+  * at d == max_len: SEP only;
+  * before a span (d == 0): any token that begins a title n-gram and a word (`start_ok`), and
+    END once a span is written; after S spans: END only;
+  * finished beams: END again at no cost.
+The chosen token narrows the interval by one step (SpanIndex.narrow, all beams at once), so no
+beam ever re-walks its prefix and no written span can have count 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from gsid.text.span_index import SpanIndex
+
+
+@dataclass
+class Beam:
+    spans: tuple[tuple[int, ...], ...]
+    span_logp: tuple[float, ...]  # log-probability of each span's tokens
+    score: float  # log-probability of the whole sequence
+
+
+def start_tokens(
+    index: SpanIndex,
+    continuation: np.ndarray | None = None,
+    punctuation: np.ndarray | None = None,
+) -> np.ndarray:
+    """(V,) bool: tokens a span may start with (they start a title n-gram and a word, and are
+    not punctuation)."""
+    ok = np.diff(np.asarray(index.first)) > 0
+    for mask in (continuation, punctuation):
+        if mask is not None:
+            ok &= ~np.asarray(mask, bool)[: len(ok)]
+    return ok
+
+
+@torch.no_grad()
+def generate_spans(
+    model,
+    index: SpanIndex,
+    queries: Sequence[str],
+    beam_width: int = 10,
+    n_spans: int = 3,
+    max_len: int = 4,
+    start_ok: np.ndarray | None = None,
+    punctuation: np.ndarray | None = None,
+) -> list[list[Beam]]:
+    """W beams of up to n_spans spans per query, best first (beams that found no valid
+    continuation are dropped). `punctuation` (V,) bool: tokens a span may not end with."""
+    B, W = len(queries), int(beam_width)
+    if B == 0:
+        return []
+    V = model.vocab_size
+    sep, end = model.sep_id, model.end_id
+    start_ok = start_tokens(index) if start_ok is None else start_ok
+    start_row = np.zeros(V, bool)
+    start_row[: len(start_ok)] = start_ok
+    no_end = np.zeros(V, bool) if punctuation is None else np.asarray(punctuation, bool)[:V]
+    (states, ids), mask = model.encode(list(queries))
+    enc = (states.repeat_interleave(W, 0), ids.repeat_interleave(W, 0))  # (N, S, d), (N, S)
+    mask = mask.repeat_interleave(W, 0)
+    dev = states.device
+    N = B * W
+    score = np.full(N, -np.inf)
+    score[::W] = 0.0  # one live beam per query at the start
+    lo, hi = index.root(N)
+    depth = np.zeros(N, np.int64)
+    done = np.zeros(N, np.int64)
+    finished = np.zeros(N, bool)
+    spans: list[list[tuple[int, ...]]] = [[] for _ in range(N)]
+    span_lp: list[list[float]] = [[] for _ in range(N)]
+    cur: list[list[int]] = [[] for _ in range(N)]
+    cur_lp = np.zeros(N)
+    prev = torch.zeros(N, dtype=torch.long, device=dev)  # decoder start (pad)
+    cache = None
+    for _ in range(n_spans * (max_len + 1) + 1):
+        logp, cache = model.step(enc, mask, prev, cache)
+        logp = logp.cpu().numpy().astype(np.float64)  # (N, V)
+        allowed = _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row,
+                           no_end, n_spans, max_len, sep, end)  # fmt: skip
+        cand = np.where(allowed, logp, -np.inf)
+        cand[finished] = -np.inf
+        cand[finished, end] = 0.0  # a finished beam stays as it is
+        total = (score[:, None] + cand).reshape(B, W * V)
+        top = np.argpartition(-total, W - 1, axis=1)[:, :W] if W < W * V else np.tile(
+            np.arange(W * V), (B, 1))  # fmt: skip
+        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(total, top, 1), 1), 1)
+        src = (np.arange(B)[:, None] * W + top // V).reshape(-1)  # (N,) flat source beam
+        tok = (top % V).reshape(-1)
+        new_score = total[np.repeat(np.arange(B), W), top.reshape(-1)]
+        step_lp = np.where(finished[src], 0.0, logp[src, tok])
+        # move every beam's state to its new row
+        lo, hi, depth, done, fin = lo[src], hi[src], depth[src], done[src], finished[src]
+        spans = [list(spans[s]) for s in src]
+        span_lp = [list(span_lp[s]) for s in src]
+        cur = [list(cur[s]) for s in src]
+        cur_lp = cur_lp[src]
+        dead = ~np.isfinite(new_score)
+        is_end = (tok == end) | fin | dead
+        is_sep = (tok == sep) & ~is_end
+        grow = ~is_end & ~is_sep
+        for i in np.flatnonzero(is_sep):
+            spans[i].append(tuple(cur[i]))
+            span_lp[i].append(float(cur_lp[i]))
+            cur[i] = []
+        done[is_sep] += 1
+        cur_lp[is_sep] = 0.0
+        r_lo, r_hi = index.root()
+        lo[is_sep], hi[is_sep], depth[is_sep] = r_lo[0], r_hi[0], 0
+        g = np.flatnonzero(grow)
+        if len(g):
+            lo[g], hi[g] = index.narrow(lo[g], hi[g], depth[g], tok[g])
+            depth[g] += 1
+            cur_lp[g] += step_lp[g]
+            for i in g:
+                cur[i].append(int(tok[i]))
+        finished = fin | is_end
+        score = new_score
+        cache.reorder_cache(torch.as_tensor(src, device=dev))
+        prev = torch.as_tensor(tok, device=dev)
+        if finished.all():
+            break
+    out: list[list[Beam]] = []
+    for b in range(B):
+        rows = [i for i in range(b * W, (b + 1) * W) if np.isfinite(score[i]) and spans[i]]
+        rows.sort(key=lambda i: -score[i])
+        out.append([Beam(tuple(spans[i]), tuple(span_lp[i]), float(score[i])) for i in rows])
+    return out
+
+
+def _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row, no_end, n_spans,
+             max_len, sep, end) -> np.ndarray:  # fmt: skip
+    """(N, V) bool mask of the tokens each beam may write next."""
+    N, V = len(lo), len(start_row)
+    allowed = np.zeros((N, V), bool)
+    fresh = (depth == 0) & (done < n_spans) & ~finished
+    allowed[fresh] = start_row
+    allowed[(depth == 0) & (done >= 1), end] = True
+    memo: dict[tuple[int, int, int], np.ndarray] = {}  # beams often share an interval
+    for i in np.flatnonzero((depth > 0) & ~finished):
+        allowed[i, sep] = not no_end[cur[i][-1]] and tuple(cur[i]) not in spans[i]
+        d = int(depth[i])
+        if d >= max_len:
+            continue
+        key = (int(lo[i]), int(hi[i]), d)
+        if key not in memo:
+            memo[key] = index.next_tokens(*key)[0]
+        nxt = memo[key]
+        allowed[i, nxt[nxt < V]] = True
+    return allowed

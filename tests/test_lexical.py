@@ -1,0 +1,192 @@
+"""Lexical generative retrieval on a tiny catalogue: span targets, constrained beam search
+(never a span of count 0; a wide beam equals brute-force enumeration), SEAL scoring, the
+lexical and seal retrievers (train, search, save/load, hybrid with BM25), bad input."""
+
+import logging
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from gsid.data import Dataset
+from gsid.errors import ArtifactError, DataValidationError, GsidError
+from gsid.models.lexical.targets import TitleSpans, multi_span_rule, seal_rule
+from gsid.retrieval.base import load_retriever
+from gsid.retrieval.fusion import HybridRetriever
+from gsid.retrieval.lexical import LexicalRetriever, SEALRetriever, generate_spans, seal_rank
+from gsid.retrieval.lexical.span_beam import start_tokens
+from gsid.text.span_index import SpanIndex
+
+NOUNS = ["drill", "hose", "paint", "hammer", "flooring", "bulb", "pipe", "bin"]
+ADJS = ["red", "blue", "white", "steel"]
+TINY = {"epochs": 30, "batch_size": 16, "d_model": 32, "d_ff": 64, "n_heads": 2,
+        "dropout": 0.0, "vocab_size": 200, "lr": 5e-3, "num_threads": 1, "dpo_epochs": 2}  # fmt: skip
+
+
+def _dataset(extra_items=()):
+    items, queries, log = [], [], []
+    for i, noun in enumerate(NOUNS):
+        for j, adj in enumerate(ADJS):
+            items.append(
+                {
+                    "item_id": f"i{i}-{j}",
+                    "title": f"{adj} {noun} {['pro', 'max', 'mini', 'kit'][j]}",
+                }
+            )
+            qid = f"q{i}-{j}"
+            queries.append(
+                {"query_id": qid, "query": f"{adj} {noun}", "split": "train" if j < 3 else "dev"}
+            )
+            log.append({"query_id": qid, "item_id": f"i{i}-{j}"})
+    items.append({"item_id": "cold", "title": "garden gnome statue"})
+    items += list(extra_items)
+    return Dataset(items=pd.DataFrame(items), queries=pd.DataFrame(queries),
+                   log=pd.DataFrame(log), name="tiny")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def dataset():
+    return _dataset()
+
+
+@pytest.fixture(scope="module")
+def lexical(dataset):
+    return LexicalRetriever(beam_width=8, model=TINY).index(dataset, show_progress=False)
+
+
+def test_multi_span_rule_intent_first_then_rarest():
+    # titles: 0 "1 2 3 4", 1 "1 2 5", 2 "1 6": token 1 is common, 3 and 4 are unique
+    index = SpanIndex.build([[1, 2, 3, 4], [1, 2, 5], [1, 6]], vocab_size=8)
+    spans = TitleSpans(index, max_len=2)
+    # the query names tokens 1 and 2: the span "1 2" covers both; then the rarest spans
+    got = multi_span_rule(spans, 0, [1, 2, 7], n_spans=3, max_len=2)
+    assert got[0] == [1, 2]
+    assert got[1:] == [[3], [4]]  # count 1 each, shorter first, earlier first
+    assert multi_span_rule(spans, 0, None, n_spans=1, max_len=2) == [[3]]
+    seal = seal_rule(spans, 0, [3], n_spans=2, max_len=2, rng=np.random.default_rng(0))
+    assert len(seal) == 2 and 3 in seal[0]
+
+
+def test_search_finds_items_and_only_catalogue_items(lexical, dataset):
+    train = dataset.split_queries("train")
+    res = lexical.search(train["query"].tolist(), k=5)
+    exp = dataset.expected("train")
+    hits = [bool(set(r) & exp[q]) for q, r in zip(train["query_id"], res.ids.tolist(), strict=True)]
+    assert np.mean(hits) > 0.5
+    ids = {i for row in res.ids.tolist() for i in row if i is not None}
+    assert ids <= set(dataset.item_ids)
+    assert lexical.n_preference_pairs_ >= 0
+    assert any(h["stage"] == "dpo" for h in lexical.model_.history_)
+
+
+def test_generated_spans_always_occur(lexical):
+    rng = np.random.default_rng(0)
+    words = NOUNS + ADJS + ["pro", "gnome", "zebra", "cordless", "kit", "garden"]
+    queries = [" ".join(rng.choice(words, rng.integers(1, 4))) for _ in range(300)]
+    n_spans = 0
+    for spans in lexical.generated_spans(queries):
+        counts = lexical.index_.count([list(s) for s in spans])
+        assert (counts > 0).all()
+        n_spans += len(spans)
+    assert n_spans > 300
+
+
+def test_wide_beam_equals_brute_force(lexical):
+    model, index = lexical.model_, lexical.index_
+    start = start_tokens(index, model.continuation_mask(), model.punctuation_mask())
+    punct = model.punctuation_mask()
+    # every span of 1..2 tokens that the constraint allows (S = 1: span SEP END)
+    spans = set()
+    for r in range(index.n_items):
+        t = index.title(r).tolist()
+        for s in range(len(t)):
+            for n in (1, 2):
+                span = tuple(t[s : s + n])
+                if len(span) == n and start[span[0]] and not punct[span[-1]]:
+                    spans.add(span)
+    spans = sorted(spans)
+    query = "blue hose"
+    seqs = [[*s, model.sep_id, model.end_id] for s in spans]
+    mask = np.ones((len(seqs), 4), np.float32)
+    with torch.no_grad():
+        brute = model.sequence_logprobs([query] * len(seqs), seqs, mask)
+    order = np.argsort(-brute)[:10]
+    beams = generate_spans(model, index, [query], beam_width=len(spans) + 5, n_spans=1,
+                           max_len=2, start_ok=start, punctuation=punct)[0]  # fmt: skip
+    assert len(beams) == len(spans)
+    got = [(b.spans[0], b.score) for b in beams[:10]]
+    assert [g[0] for g in got] == [spans[i] for i in order]
+    np.testing.assert_allclose([g[1] for g in got], brute[order], rtol=1e-4, atol=1e-4)
+
+
+def test_seal_rank_formula():
+    index = SpanIndex.build([[1, 2, 3], [1, 4], [5]], vocab_size=6)
+    # span (2, 3) is rarer than (1,): item 0 ranks first; item 2 matches nothing
+    items, scores = seal_rank(index, [(1,), (2, 3)], [np.log(0.5), np.log(0.5)], k=3)
+    assert items.tolist() == [0, 1]
+    # by hand: P(n) = count / 6 tokens; w = log(p/(1-p)) - log(P/(1-P)), score = w^2 * cover
+    w1 = np.log(1.0) - np.log((2 / 6) / (4 / 6))
+    w23 = np.log(1.0) - np.log((1 / 6) / (5 / 6))
+    assert scores[1] == pytest.approx(w1**2, rel=1e-5)
+    assert scores[0] == pytest.approx(w23**2 + w1**2, rel=1e-5)  # disjoint tokens: full cover
+
+
+def test_save_load_same_results(lexical, dataset, tmp_path):
+    qs = ["red drill", "steel pipe", "garden gnome"]
+    before = lexical.search(qs, k=5)
+    lexical.save(tmp_path / "lx")
+    back = load_retriever(tmp_path / "lx")
+    after = back.search(qs, k=5)
+    assert before.ids.tolist() == after.ids.tolist()
+    np.testing.assert_allclose(before.scores, after.scores, rtol=1e-5)
+    sa = tmp_path / "lx" / "spans" / "sa.npy"
+    sa.write_bytes(sa.read_bytes()[:-4])
+    with pytest.raises(ArtifactError):
+        load_retriever(tmp_path / "lx")
+
+
+def test_unknown_query_returns_empty_with_warning(lexical, caplog):
+    with caplog.at_level(logging.WARNING):
+        res = lexical.search(["\u4e00\u4e01", "red drill"], k=3)
+    assert res.ids[0].tolist() == [None, None, None]
+    assert res.ids[1][0] is not None
+    assert "no known token" in caplog.text
+
+
+def test_seal_and_hybrid(dataset):
+    seal = SEALRetriever(beam_width=10, model={**TINY, "epochs": 15}).index(
+        dataset, show_progress=False
+    )
+    res = seal.search(["red drill"], k=5)
+    assert res.ids[0][0] is not None
+    hy = HybridRetriever(
+        parts=["seal", "bm25"], part_options={"seal": {"model": {**TINY, "epochs": 2}}}
+    )
+    hy.index(dataset, show_progress=False)
+    assert hy.search(["blue hose"], k=5).ids[0][0] is not None
+
+
+def test_bad_input(dataset):
+    for bad in ({"n_spans": 0}, {"max_span_tokens": 0}, {"beam_width": 0}):
+        with pytest.raises(GsidError, match=">= 1"):
+            LexicalRetriever(**bad)
+    with pytest.raises(GsidError, match="span_rule"):
+        LexicalRetriever(span_rule="nope")
+    with pytest.raises(GsidError, match="unknown span model option"):
+        LexicalRetriever(model={"nope": 1})
+    with pytest.raises(DataValidationError, match="fields"):
+        LexicalRetriever(fields=["colour"], model={**TINY, "epochs": 1}).index(dataset)
+
+
+def test_titles_that_tokenise_to_nothing(tmp_path):
+    items = pd.DataFrame({"item_id": ["a", "b"], "title": ["\u200b", "\u200b\u200b"]})
+    queries = pd.DataFrame({"query_id": ["q"], "query": ["x"], "split": ["train"]})
+    log = pd.DataFrame({"query_id": ["q"], "item_id": ["a"]})
+    ds = Dataset(items=items, queries=queries, log=log, name="blank")
+    lx = LexicalRetriever(model={**TINY, "epochs": 1})
+    with pytest.raises((DataValidationError, GsidError), match=r"nothing|non-empty"):
+        lx.index(ds)
+    with pytest.raises(Exception, match="index it first"):
+        lx.save(tmp_path / "never")
+    assert not (tmp_path / "never").exists()
