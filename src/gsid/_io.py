@@ -141,6 +141,12 @@ def _clean_stale(path: Path) -> None:
                     p.unlink()
 
 
+def recover(path: str | os.PathLike) -> None:
+    """What a killed writer left beside `path`: its temporaries are removed and, if it died
+    between its two renames, the previous artifact is put back (a server does this at start)."""
+    _clean_stale(Path(path))
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -267,6 +273,8 @@ def read_manifest(
     of the files it lists); raise ArtifactError with a fix when it does not fit."""
     directory = Path(directory)
     mpath = directory / MANIFEST
+    if not directory.exists():
+        _clean_stale(directory)  # a writer killed between its two renames: restore its .old
     if not directory.exists():
         raise ArtifactError(f"{directory}: no such directory; pass the directory a gsid save wrote")
     if not directory.is_dir():

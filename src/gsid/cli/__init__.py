@@ -1,4 +1,4 @@
-"""The `gsid` command line: data import, bench, demo, semantic IDs.
+"""The `gsid` command line: data, bench, demo, semantic IDs, index, search, train, serve.
 
 Every subcommand is a thin layer over the Python API; see README "CLI reference".
 """
@@ -13,7 +13,7 @@ import signal
 import sys
 import traceback
 
-from gsid.cli import bench, data, ids
+from gsid.cli import bench, data, ids, index, serve
 from gsid.errors import GsidError
 
 log = logging.getLogger("gsid")
@@ -42,6 +42,8 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_parsers(sub)
     bench.add_parsers(sub)
     ids.add_parsers(sub)
+    index.add_parsers(sub)
+    serve.add_parsers(sub)
     return p
 
 

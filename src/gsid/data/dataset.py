@@ -196,6 +196,18 @@ class Dataset:
             "bucket_rule": self.bucket_rule.to_dict(),
         }
 
+    def fingerprint(self) -> str:
+        """BLAKE2b-128 of the catalogue, the queries, the log and the judgments (their values,
+        not their file encoding): two datasets with this fingerprint train the same index."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        for name in ("items", "queries", "log", "judgments"):
+            table = getattr(self, name)
+            h.update(name.encode())
+            h.update(pd.util.hash_pandas_object(table.astype(str), index=False).to_numpy())
+        return h.hexdigest()
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike, force: bool = False) -> Path:
         """Write atomically: a failure leaves any previous dataset at `path` untouched. `path`

@@ -341,6 +341,50 @@ class SemanticIDs:
             provenance=prov,
         )
 
+    def extend(
+        self, item_ids: Sequence[str], codes: np.ndarray, unique: bool = True
+    ) -> SemanticIDs:
+        """Append new items with their base codes (M, L0), L0 <= n_levels, leaving every
+        existing ID as it is (a growing catalogue: items already indexed keep their codes).
+        With `unique`, a new item whose base code is already taken gets the next free suffix
+        at level L0 (as collisions="append" does; an old item alone on that code keeps its
+        shorter ID, so the IDs may stop being prefix-free); without, items may share IDs."""
+        codes = np.asarray(codes, np.int32)
+        M, L0 = codes.shape
+        if self.n_levels < L0:
+            raise DataValidationError(f"new codes have {L0} levels, the IDs {self.n_levels}")
+        rows = np.full((M, max(self.n_levels, L0 + int(unique))), -1, np.int32)
+        rows[:, :L0] = codes
+        lengths = np.full(M, L0, np.int32)
+        if unique:
+            taken: dict[tuple[int, ...], int] = {}  # base code -> next free suffix
+            for code, length in zip(self.codes.tolist(), self.lengths.tolist(), strict=True):
+                key = tuple(code[:L0])
+                nxt = code[L0] + 1 if length > L0 else 1
+                taken[key] = max(taken.get(key, 0), nxt)
+            for i, code in enumerate(codes.tolist()):
+                key = tuple(code)
+                if key in taken:
+                    rows[i, L0] = taken[key]
+                    lengths[i] = L0 + 1
+                    taken[key] += 1
+                else:
+                    taken[key] = 1
+        width = rows.shape[1]
+        old = np.full((self.n_items, width), -1, np.int32)
+        old[:, : self.n_levels] = self.codes
+        sizes = list(self.codebook_sizes) + [1] * (width - self.n_levels)
+        for level in range(width):
+            top = int(rows[:, level].max(initial=-1)) + 1
+            sizes[level] = max(sizes[level], top)
+        return self.derive(
+            np.concatenate([old, rows]),
+            np.concatenate([self.lengths, lengths]),
+            sizes,
+            {"op": "extend", "n_items": M},
+            item_ids=np.concatenate([self.item_ids, np.asarray(item_ids, dtype=object)]),
+        )
+
     def truncate(self, n_levels: int) -> SemanticIDs:
         """Keep the first `n_levels` levels (IDs may collide afterwards: see collision_rate)."""
         if not 1 <= n_levels <= self.n_levels:

@@ -4,12 +4,18 @@
     ids, scores = retriever.search(["cordless drill"], k=10) # SearchResults unpacks
     retriever.save("runs/bm25"); SomeRetriever.load("runs/bm25") or load_retriever(path)
 
-A retriever directory holds `manifest.json` (kind "gsid-retriever", its class name in
-`retriever`, its config) plus whatever arrays the method needs.
+A retriever directory is also the *index* a user searches and serves (`gsid index build`,
+`gsid.load`): `manifest.json` (kind "gsid-retriever", format version, gsid version, method name,
+class, full config, item count, the dataset's name and fingerprint, creation time), the
+catalogue for display (`items.parquet`: item_id, title, description, category, attributes)
+and whatever arrays the method needs.
+
+    retriever.add(new_items)     # new products, searchable at once, no retraining (see `add`)
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import importlib
 import os
 from abc import ABC, abstractmethod
@@ -18,13 +24,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
+import pandas as pd
 
 from gsid._io import atomic_dir, read_manifest, write_manifest
-from gsid.errors import ArtifactError, GsidError, NotFittedError
+from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
 
 KIND = "gsid-retriever"
 FORMAT_VERSION = 1
 MAX_QUERY_CHARS = 2000
+CATALOGUE = "items.parquet"
 
 
 class SearchResults(NamedTuple):
@@ -69,16 +77,71 @@ class Retriever(ABC):
 
     #: registry name used by the CLI and bench (e.g. "bm25", "dense")
     name: str = "retriever"
+    #: whether `add` can take new items without re-indexing (see `_add`)
+    can_add: bool = False
 
     def __init__(self) -> None:
         self.item_ids_: np.ndarray | None = None
+        # the indexed catalogue (display, and the text of every item for `add`); None for the
+        # parts of a hybrid, whose catalogue the hybrid keeps
+        self.catalogue_: pd.DataFrame | None = None
+        self.provenance_: dict[str, Any] = {}
 
     # ---- public verbs
     def index(self, dataset, show_progress: bool | None = None) -> Retriever:
         """Index the catalogue of `dataset` (a gsid Dataset). Returns self."""
         self.item_ids_ = dataset.item_ids
         self._index(dataset, show_progress)
+        self.catalogue_ = dataset.items.reset_index(drop=True)
+        self.provenance_ = {
+            "dataset": {
+                "name": dataset.name,
+                "fingerprint": dataset.fingerprint(),
+                "n_items": len(dataset.items),
+                "n_train_queries": int((dataset.queries["split"] == "train").sum()),
+            },
+            "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+            "n_added": 0,
+        }
         return self
+
+    def add(self, items, show_progress: bool | None = None) -> Retriever:
+        """Add new products without retraining, searchable at once. `items`: a Dataset, a
+        DataFrame or a list of dicts with item_id and title (description, category, attributes
+        optional). Methods with a model give the new items the codes / vectors the saved model
+        assigns; BM25 re-indexes the grown catalogue. Existing items keep their codes. On any
+        error nothing is changed. Returns self; `save` persists the grown index."""
+        if self.item_ids_ is None or self.catalogue_ is None:
+            raise NotFittedError(f"{type(self).__name__} has no index to add to: index it first")
+        new = items_dataset(items)
+        known = set(self.item_ids_.tolist())
+        clash = [i for i in new.item_ids if i in known]
+        if clash:
+            raise DataValidationError(
+                f"{len(clash)} of the new items are already in the index (e.g. {clash[:3]}); "
+                f"item ids must be new: drop them or give them new ids"
+            )
+        from gsid.data.dataset import Dataset
+
+        catalogue = Dataset(items=pd.concat([self.catalogue_, new.items], ignore_index=True))
+        self._extend(new, catalogue, show_progress)
+        self.catalogue_ = catalogue.items
+        self.provenance_["n_added"] = int(self.provenance_.get("n_added", 0)) + len(new.items)
+        return self
+
+    def _extend(self, new, catalogue, show_progress: bool | None) -> None:
+        """Add `new` (a Dataset of new items) given the grown `catalogue` (all items, old
+        first); subclasses compute everything first and assign their state last."""
+        if not self.can_add:
+            raise GsidError(
+                f"method {self.name!r} cannot add items to a built index (its IDs come from a "
+                f"clustering fitted when it was built); rebuild the index on the grown "
+                f"catalogue, or use gsid-gr, gsid, bm25, dense or dense-ft"
+            )
+        self._add(new, catalogue, show_progress)
+
+    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+        raise NotImplementedError
 
     def search(
         self, queries: Sequence[str], k: int = 10, show_progress: bool | None = None
@@ -97,6 +160,17 @@ class Retriever(ABC):
         """JSON-able constructor arguments; `type(self)(**config())` rebuilds an unfitted copy."""
         return {}
 
+    def semantic_ids(self):
+        """The SemanticIDs of the indexed items, for methods that have them (else None)."""
+        return getattr(self, "ids_", None)
+
+    def titles(self, item_ids) -> list[str | None]:
+        """Titles of `item_ids` from the indexed catalogue (None for an unknown id)."""
+        if self.catalogue_ is None:
+            return [None] * len(item_ids)
+        titles = self.catalogue_.set_index("item_id")["title"].reindex(list(item_ids))
+        return [t if isinstance(t, str) else None for t in titles]
+
     def index_bytes(self) -> int:
         """Bytes of the index needed to answer queries (excluding shared model weights)."""
         return 0
@@ -104,8 +178,12 @@ class Retriever(ABC):
     def save(self, path: str | os.PathLike) -> Path:
         if self.item_ids_ is None:
             raise NotFittedError(f"{type(self).__name__} has nothing to save: index it first")
+        import gsid
+
         with atomic_dir(path, KIND) as tmp:
             np.save(tmp / "item_ids.npy", self.item_ids_.astype(str))
+            if self.catalogue_ is not None:
+                self.catalogue_.to_parquet(tmp / CATALOGUE, index=False)
             self._save_state(tmp)
             write_manifest(
                 tmp,
@@ -114,8 +192,16 @@ class Retriever(ABC):
                 retriever=f"{type(self).__module__}:{type(self).__qualname__}",
                 name=self.name,
                 config=self.config(),
+                gsid_version=gsid.__version__,
+                n_items=len(self.item_ids_),
+                **self.provenance_,
             )
+        self._saved_to(Path(path))
         return Path(path)
+
+    def _saved_to(self, path: Path) -> None:
+        """Hook after a save: state that points into the artifact now points at `path`."""
+        return None
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> Retriever:
@@ -127,6 +213,11 @@ class Retriever(ABC):
         obj = target(**manifest["config"])
         try:
             obj.item_ids_ = np.load(path / "item_ids.npy").astype(object)
+            if (path / CATALOGUE).is_file():
+                obj.catalogue_ = _read_catalogue(path / CATALOGUE, obj.item_ids_)
+            obj.provenance_ = {
+                key: manifest[key] for key in ("dataset", "created", "n_added") if key in manifest
+            }
             obj._load_state(path)
         except (OSError, ValueError, KeyError) as e:
             raise ArtifactError(
@@ -146,6 +237,65 @@ class Retriever(ABC):
 
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
+
+
+def items_dataset(items):
+    """New items as a Dataset (from a Dataset, a DataFrame or a list of dicts), validated like
+    a catalogue: unique ids, a title each, no unknown columns."""
+    from gsid.data.dataset import ITEM_COLUMNS, Dataset
+    from gsid.data.schema import MAX_ID_CHARS, MAX_TITLE_CHARS
+
+    if isinstance(items, Dataset):
+        return Dataset(items=items.items)
+    if isinstance(items, list | tuple):
+        if not items or not all(isinstance(r, dict) for r in items):
+            raise DataValidationError(
+                "new items must be a non-empty list of objects with item_id and title"
+            )
+        items = pd.DataFrame(list(items))
+    if not isinstance(items, pd.DataFrame) or items.empty:
+        raise DataValidationError("no new items given: pass item_id and title for each")
+    unknown = sorted(set(items.columns) - set(ITEM_COLUMNS))
+    missing = [c for c in ("item_id", "title") if c not in items.columns]
+    if unknown or missing:
+        raise DataValidationError(
+            f"new items: unknown field(s) {unknown} / missing {missing}; an item has "
+            f"{list(ITEM_COLUMNS)} (item_id and title required)"
+        )
+    items = items.copy()
+    for col in items.columns:
+        bad = ~items[col].map(lambda v: isinstance(v, str))
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataValidationError(f"new item {row}: {col} must be a string")
+    for col in ("item_id", "title"):
+        empty = ~items[col].str.strip().astype(bool)
+        if empty.any():
+            row = int(np.flatnonzero(empty.to_numpy())[0])
+            raise DataValidationError(f"new item {row} has an empty {col}; give every item one")
+    for col, limit in (("item_id", MAX_ID_CHARS), ("title", MAX_TITLE_CHARS)):
+        long = items[col].str.len() > limit
+        if long.any():
+            row = int(np.flatnonzero(long.to_numpy())[0])
+            raise DataValidationError(
+                f"new item {row}: its {col} has more than {limit} characters; shorten it"
+            )
+    return Dataset(items=items, name="new-items")
+
+
+def items_code_strings(retriever: Retriever) -> dict[str, str] | None:
+    """item id -> its semantic ID as "12-3-7", for methods that have IDs (else None)."""
+    ids = retriever.semantic_ids()
+    if ids is None:
+        return None
+    return dict(zip(ids.item_ids.tolist(), ids.id_strings(), strict=True))
+
+
+def _read_catalogue(path: Path, item_ids: np.ndarray) -> pd.DataFrame:
+    catalogue = pd.read_parquet(path)
+    if "item_id" not in catalogue or set(catalogue["item_id"]) != set(item_ids.tolist()):
+        raise ValueError(f"{path.name} does not list the items of the index")
+    return catalogue
 
 
 #: modules of retriever classes that moved; indexes saved before still load

@@ -65,6 +65,7 @@ class DenseRetriever(Retriever):
     """
 
     name = "dense"
+    can_add = True
 
     def __init__(
         self,
@@ -132,6 +133,22 @@ class DenseRetriever(Retriever):
     def _index(self, dataset, show_progress: bool | None) -> None:
         X = self.encode_items(dataset, show_progress)  # (N, D)
         self.index_ = self._build_index(X)
+
+    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+        """The new items' embeddings are added to the faiss index (a trained IVF index keeps
+        its lists: add many items, and rebuild it once its lists no longer fit)."""
+        X = self.encode_items(new, show_progress)  # (M, D)
+        self.index_.add(X)
+        self.item_ids_ = np.concatenate([self.item_ids_, new.item_ids])
+
+    def _saved_to(self, path: Path) -> None:
+        # bundled encoders are now read from the new copy (the old one may be gone)
+        state = json.loads((path / _STATE_FILE).read_text(encoding="utf-8"))
+        if state["item_encoder"]:
+            self.model = str(path / state["item_encoder"])
+        q = state["query_encoder"]
+        if q is not None and q != DEFAULT_MODEL:
+            self.query_model = str(path / q)
 
     def _build_index(self, X: np.ndarray):
         faiss = _faiss()

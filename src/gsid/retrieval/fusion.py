@@ -148,6 +148,19 @@ class HybridRetriever(Retriever):
             )
         for r in self.retrievers:
             r.index(dataset, show_progress)
+            r.catalogue_ = None  # the hybrid keeps the catalogue once
+
+    def semantic_ids(self):
+        return next((r.semantic_ids() for r in self.retrievers if r.semantic_ids()), None)
+
+    @property
+    def can_add(self) -> bool:
+        return all(r.can_add for r in self.retrievers)
+
+    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+        for r in self.retrievers:
+            r._extend(new, catalogue, show_progress)
+        self.item_ids_ = catalogue.item_ids
 
     def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
         parts = [r.search(queries, max(k, self.depth), show_progress) for r in self.retrievers]
@@ -159,6 +172,10 @@ class HybridRetriever(Retriever):
     def _save_state(self, directory: Path) -> None:
         for i, r in enumerate(self.retrievers):
             r.save(directory / f"part{i}")
+
+    def _saved_to(self, path: Path) -> None:
+        for i, r in enumerate(self.retrievers):
+            r._saved_to(path / f"part{i}")
 
     def _load_state(self, directory: Path) -> None:
         parts = sorted(

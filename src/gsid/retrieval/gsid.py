@@ -122,6 +122,7 @@ class GSIDRetriever(Retriever):
     under: "greedy" (decoded by the final model) or "trained" (frozen during training)."""
 
     name = "gsid"
+    can_add = True
 
     def __init__(
         self,
@@ -189,6 +190,16 @@ class GSIDRetriever(Retriever):
         )
         self.item_vectors_ = representation(reps, self.representation)
         self.ids_ = to_semantic_ids(dataset.item_ids, codes, self.model_.config)
+
+    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+        """New items get the model's greedy codes and vectors (codes="trained" too: no training
+        ever saw them); a code already taken gets the next collision suffix, old IDs stay."""
+        codes, reps = encode_catalogue(self.model_, new.item_texts(), self.cache_dir, show_progress)
+        vectors = representation(reps, self.representation)
+        ids = self.ids_.extend(new.item_ids, codes)
+        self.item_vectors_ = np.concatenate([self.item_vectors_, vectors])
+        self.ids_ = ids
+        self.item_ids_ = np.concatenate([self.item_ids_, new.item_ids])
 
     def _search(self, queries: list[str], k: int, show_progress: bool | None) -> SearchResults:
         _, reps = encode(self.model_, queries, show_progress=show_progress)

@@ -93,6 +93,7 @@ class GSIDGenerativeRetriever(IDGenerativeRetriever):
     """
 
     name = "gsid-gr"
+    can_add = True
 
     def __init__(
         self,
@@ -210,6 +211,18 @@ class GSIDGenerativeRetriever(IDGenerativeRetriever):
             int(self.trie_.n_end.max()),
             self.trie_.n_nodes,
         )
+
+    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+        """New items get the codes the model decodes for them (no training); old IDs stay."""
+        with torch_threads(self.num_threads if self.model_.device.type == "cpu" else 0):
+            codes, reps = encode_catalogue(
+                self.model_, new.item_texts(), self.cache_dir, show_progress
+            )
+        ids = self.ids_.extend(new.item_ids, codes, unique=False)
+        vecs = representation(reps, self.representation) if self.rescore == "cosine" else None
+        item_ids, vectors = self._insert_in_trie_order(ids, vecs)
+        self.ids_, self.item_ids_, self.item_vectors_ = ids, item_ids, vectors
+        self.trie_ = self._trie()
 
     def _trie(self) -> CodeTrie:
         """The trie of the generated IDs: whole IDs, or their first `id_levels` codes (the

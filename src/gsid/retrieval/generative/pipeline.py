@@ -129,6 +129,26 @@ class IDGenerativeRetriever(Retriever):
             self.item_vectors_ = np.asarray(vectors)[ranked].astype(np.float16)
         return ranked
 
+    def _insert_in_trie_order(self, ids, vectors: np.ndarray | None) -> tuple:
+        """Item ids and vectors after appending the last items of `ids` (the grown IDs, old
+        items first) to the stored ones: a stable sort by code keeps every old item's order
+        within its ID, and puts the new items (no training-log prior) after them."""
+        n_old = len(self.item_ids_)
+        item_ids = np.concatenate([self.item_ids_, ids.item_ids[n_old:]])
+        rows = np.fromiter((ids.index_of(i) for i in item_ids), np.int64, len(item_ids))
+        order = np.lexsort(ids.codes[rows].T[::-1])  # stable; level 0 is the primary key
+        out_vectors = None
+        if self.item_vectors_ is not None:
+            if vectors is None or not isinstance(self.item_vectors_, np.ndarray):
+                raise GsidError(
+                    f"{self.name}: items cannot be added to product-quantised vectors (they "
+                    f"would need new PQ codebooks); rebuild the index, or build it with "
+                    f"vectors='float16'"
+                )
+            both = np.concatenate([self.item_vectors_, vectors.astype(np.float16)])
+            out_vectors = both[order]
+        return item_ids[order], out_vectors
+
     def _check_trie_order(self, ids, directory) -> None:
         """A loaded retriever's items must be stored in the trie's order (their codes sorted)."""
         n = ids.n_items
