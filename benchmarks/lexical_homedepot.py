@@ -47,7 +47,7 @@ def paired_bootstrap(a: np.ndarray, b: np.ndarray, n: int = 2000, seed: int = 0)
             "hi": float(np.quantile(means, 0.975)), "n_boot": n}  # fmt: skip
 
 
-def main() -> int:
+def main() -> int:  # noqa: C901 (one linear script)
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "data" / "homedepot"))
     ap.add_argument("--cache", default=str(ROOT / "cache"))
@@ -60,6 +60,17 @@ def main() -> int:
     ap.add_argument("--beam-width", type=int, default=10)
     ap.add_argument("--max-queries", type=int, default=None)
     ap.add_argument("--latency-sample", type=int, default=100)
+    ap.add_argument("--dpo-lr", type=float, default=None)
+    ap.add_argument("--dpo-beta", type=float, default=None)
+    ap.add_argument("--dpo-sft-weight", type=float, default=None)
+    ap.add_argument("--dpo-rejected", type=int, default=2)
+    ap.add_argument(
+        "--save-dir",
+        default=None,
+        help="save the trained SFT and seal retrievers here; a later run with --reuse loads "
+        "them (and their recorded training times) instead of training again",
+    )
+    ap.add_argument("--reuse", action="store_true")
     ap.add_argument("--no-dense", action="store_true")
     ap.add_argument("--no-seal", action="store_true")
     args = ap.parse_args()
@@ -89,8 +100,17 @@ def main() -> int:
              "batch_size": args.batch_size}  # fmt: skip
     bench = dict(split="dev", command=command, max_queries=args.max_queries,
                  latency_sample=args.latency_sample)  # fmt: skip
+    from gsid.retrieval.base import load_retriever
+
+    save = Path(args.save_dir) if args.save_dir else None
+    times_path = save / "train_times.json" if save else None
+    reuse = bool(args.reuse and save and (save / "sft").is_dir())
+    times = json.loads(times_path.read_text()) if reuse and times_path.is_file() else {}
     t0 = time.perf_counter()
-    sft = LexicalRetriever(dpo=False, beam_width=args.beam_width, model=model)
+    if reuse:
+        sft = load_retriever(save / "sft")
+    else:
+        sft = LexicalRetriever(dpo=False, beam_width=args.beam_width, model=model)
     bm25 = BM25Retriever()
     parts = {"bm25": bm25, "lexical (SFT)": sft}
     if not args.no_dense:
@@ -99,10 +119,19 @@ def main() -> int:
         parts["dense"] = DenseRetriever(cache_dir=args.cache)
     result = run_bench(ds, parts, **bench)
     sft_s = time.perf_counter() - t0
+    if not reuse:
+        times["lexical (SFT) index_s"] = result.methods["lexical (SFT)"].systems.get("index_s")
+        if save:
+            sft.save(save / "sft")
     # DPO on a copy of the SFT model: the SFT row stays as it was measured
     t1 = time.perf_counter()
     dpo = copy.deepcopy(sft)
-    dpo.dpo = True
+    dpo.dpo, dpo.dpo_rejected = True, args.dpo_rejected
+    cfg = dpo.model_.config
+    for key, value in (("dpo_lr", args.dpo_lr), ("dpo_beta", args.dpo_beta),
+                       ("dpo_sft_weight", args.dpo_sft_weight)):  # fmt: skip
+        if value is not None:
+            setattr(cfg, key, value)
     dpo.optimise_preferences(ds)
     dpo_s = time.perf_counter() - t1
     more = {"lexical (SFT+DPO)": dpo}
@@ -110,9 +139,19 @@ def main() -> int:
     hy.item_ids_ = ds.item_ids
     more["lexical (SFT+DPO) + bm25"] = hy
     if not args.no_seal:
-        more["seal"] = SEALRetriever(beam_width=3 * args.beam_width,
-                                     model={**model, "epochs": args.seal_epochs})  # fmt: skip
+        if reuse and (save / "seal").is_dir():
+            more["seal"] = load_retriever(save / "seal")
+        else:
+            more["seal"] = SEALRetriever(beam_width=3 * args.beam_width,
+                                         model={**model, "epochs": args.seal_epochs})  # fmt: skip
     result.methods.update(run_bench(ds, more, **bench).methods)
+    if "seal" in more and "seal index_s" not in times:
+        times["seal index_s"] = result.methods["seal"].systems.get("index_s")
+        if save:
+            more["seal"].save(save / "seal")
+    if save:
+        save.mkdir(parents=True, exist_ok=True)
+        times_path.write_text(json.dumps(times, default=float))
     # invalid spans over every evaluated query, paired bootstrap DPO - SFT
     qmap = dict(zip(ds.queries["query_id"], ds.queries["query"], strict=True))
     queries = [qmap[q] for q in result.query_ids]
@@ -134,7 +173,16 @@ def main() -> int:
         "bytes_per_title_token": dpo.index_bytes() / dpo.index_.n_tokens,
         "title_tokens": int(dpo.index_.n_tokens),
         "preference_pairs": int(getattr(dpo, "n_preference_pairs_", 0)),
-        "train_s": {"sft_stage_incl_bm25_dense": sft_s, "dpo_mining_and_training": dpo_s},
+        "train_s": {
+            **times,
+            "first_stage_incl_bm25_dense_s": sft_s,
+            "dpo_mining_and_training_s": dpo_s,
+            "reused_models": reuse,
+        },
+        "dpo_config": {
+            k: getattr(cfg, k) for k in ("dpo_lr", "dpo_beta", "dpo_sft_weight", "dpo_epochs")
+        }
+        | {"dpo_rejected": args.dpo_rejected},
         "model": model,
         "history": dpo.model_.history_,
     }

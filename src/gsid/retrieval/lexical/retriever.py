@@ -50,7 +50,8 @@ class LexicalRetriever(Retriever):
     beam_width: beams per query; alpha, coverage, depth, max_locate: SEAL scoring (scoring.py).
     index_examples: title -> spans examples for items no training query touches.
     dpo: preference optimisation after SFT; dpo_beam: beams per training query when mining
-        rejected span sets. model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
+        rejected span sets; dpo_rejected: rejected sequences per query (each a pair).
+    model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
     """
 
@@ -70,6 +71,7 @@ class LexicalRetriever(Retriever):
         index_examples: bool = True,
         dpo: bool = True,
         dpo_beam: int = 8,
+        dpo_rejected: int = 2,
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
         batch_size: int = 64,
@@ -97,6 +99,7 @@ class LexicalRetriever(Retriever):
             bool(dpo),
             int(dpo_beam),
         )
+        self.dpo_rejected = int(dpo_rejected)
         self.model = model
         self.fields = list(fields or ["title"])
         self.batch_size, self.seed, self.device = int(batch_size), int(seed), device
@@ -111,8 +114,8 @@ class LexicalRetriever(Retriever):
             "beam_width": self.beam_width, "alpha": self.alpha, "coverage": self.coverage,
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
-            "model": self.model, "fields": self.fields, "batch_size": self.batch_size,
-            "seed": self.seed, "device": self.device,
+            "dpo_rejected": self.dpo_rejected, "model": self.model, "fields": self.fields,
+            "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
 
     # ------------------------------------------------------------------ indexing
@@ -216,15 +219,16 @@ class LexicalRetriever(Retriever):
             if not good:
                 continue
             target = self.model_.join(good)
-            pick = self._rejected(bs, rel.get(qid, set()), nonrel.get(qid, set()), target)
-            if pick is not None:
+            for pick in self._rejected(bs, rel.get(qid, set()), nonrel.get(qid, set()), target):
                 src.append(q)
                 chosen.append(target)
                 rejected.append(pick)
         return src, chosen, rejected
 
-    def _rejected(self, beams, relevant: set[int], judged_bad: set[int], target):
-        fallback = None
+    def _rejected(self, beams, relevant: set[int], judged_bad: set[int], target) -> list:
+        """Up to `dpo_rejected` span sequences of the beams (best first) that retrieve no
+        relevant item: those retrieving a judged non-relevant item first."""
+        first, later = [], []
         for b in beams:
             seq = self.model_.join(b.spans)
             if seq == target:
@@ -238,10 +242,8 @@ class LexicalRetriever(Retriever):
                     break
             if not items or items & relevant:
                 continue
-            if items & judged_bad:
-                return seq
-            fallback = fallback or seq
-        return fallback
+            (first if items & judged_bad else later).append(seq)
+        return (first + later)[: self.dpo_rejected]
 
     def optimise_preferences(
         self, dataset, spans: TitleSpans | None = None, show_progress: bool | None = None
@@ -362,7 +364,7 @@ class SEALRetriever(LexicalRetriever):
 
     def config(self) -> dict[str, Any]:
         c = super().config()
-        for key in ("n_spans", "span_rule", "dpo", "dpo_beam"):
+        for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected"):
             c.pop(key)
         return {**c, "seal_samples": self.seal_samples}
 
