@@ -22,7 +22,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -184,17 +184,17 @@ def _search_routes(app: FastAPI, service: IndexService, batcher: MicroBatcher, c
         ]
 
     @app.get("/search", summary="search one query")
-    async def search_get(request: Request, q: str, k: int = 10) -> dict:
+    async def search_get(request: Request, q: str, k: int = 10) -> Response:
         unknown = sorted(set(request.query_params) - {"q", "k"})
         if unknown:
             raise ClientError(422, f"unknown query parameter(s) {unknown}; use q and k")
         queries = checks.texts([q])
-        return (await answer(queries, checks.k(k)))[0]
+        return _json((await answer(queries, checks.k(k)))[0])
 
     @app.post("/search", summary="search a batch of queries")
-    async def search_post(body: SearchBody) -> dict:
+    async def search_post(body: SearchBody) -> Response:
         queries = checks.texts(body.queries)
-        return {"results": await answer(queries, checks.k(body.k))}
+        return _json({"results": await answer(queries, checks.k(body.k))})
 
 
 def _item_routes(app: FastAPI, service: IndexService, checks) -> None:
@@ -247,6 +247,13 @@ def _status_routes(app: FastAPI, service: IndexService, batcher: MicroBatcher, l
             "limits": limits.__dict__,
             "batching": {"model_calls": batcher.calls, "queries": batcher.queries},
         }
+
+
+def _json(payload: Any) -> Response:
+    """Search answers are plain JSON already: written directly, without FastAPI's response
+    validation and encoder (a third of a search request's server time on BM25)."""
+    body = json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return Response(body, media_type="application/json")
 
 
 def _hits(service: IndexService, row, srow) -> list[dict[str, Any]]:
