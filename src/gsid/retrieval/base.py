@@ -77,7 +77,7 @@ class Retriever(ABC):
 
     #: registry name used by the CLI and bench (e.g. "bm25", "dense")
     name: str = "retriever"
-    #: whether `add` can take new items without re-indexing (see `_add`)
+    #: whether `add` can take new items without re-indexing (see `_add_items`)
     can_add: bool = False
 
     def __init__(self) -> None:
@@ -134,13 +134,13 @@ class Retriever(ABC):
         first); subclasses compute everything first and assign their state last."""
         if not self.can_add:
             raise GsidError(
-                f"method {self.name!r} cannot add items to a built index (its IDs come from a "
-                f"clustering fitted when it was built); rebuild the index on the grown "
-                f"catalogue, or use gsid-gr, gsid, bm25, dense or dense-ft"
+                f"method {self.name!r} cannot add items to a built index (what it indexes is "
+                f"fitted to the whole catalogue when it is built); rebuild the index on the "
+                f"grown catalogue, or use bm25, dense, dense-ft, gsid or gsid-gr"
             )
-        self._add(new, catalogue, show_progress)
+        self._add_items(new, catalogue, show_progress)
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         raise NotImplementedError
 
     def search(

@@ -126,7 +126,7 @@ class BM25Retriever(Retriever):
         bm25.index(Tokenized(ids=ids, vocab=vocab), show_progress=progress_enabled(show_progress))
         self._attach(bm25)
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         """BM25's statistics (document frequencies, average length) change with every item, so
         the grown catalogue is re-indexed: ~1 s per 50,000 titles."""
         self._index(catalogue, show_progress)

@@ -134,7 +134,7 @@ class DenseRetriever(Retriever):
         X = self.encode_items(dataset, show_progress)  # (N, D)
         self.index_ = self._build_index(X)
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         """The new items' embeddings are added to the faiss index (a trained IVF index keeps
         its lists: add many items, and rebuild it once its lists no longer fit)."""
         X = self.encode_items(new, show_progress)  # (M, D)

@@ -157,7 +157,7 @@ class HybridRetriever(Retriever):
     def can_add(self) -> bool:
         return all(r.can_add for r in self.retrievers)
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         for r in self.retrievers:
             r._extend(new, catalogue, show_progress)
         self.item_ids_ = catalogue.item_ids

@@ -191,7 +191,7 @@ class GSIDRetriever(Retriever):
         self.item_vectors_ = representation(reps, self.representation)
         self.ids_ = to_semantic_ids(dataset.item_ids, codes, self.model_.config)
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         """New items get the model's greedy codes and vectors (codes="trained" too: no training
         ever saw them); a code already taken gets the next collision suffix, old IDs stay."""
         codes, reps = encode_catalogue(self.model_, new.item_texts(), self.cache_dir, show_progress)

@@ -212,7 +212,7 @@ class GSIDGenerativeRetriever(IDGenerativeRetriever):
             self.trie_.n_nodes,
         )
 
-    def _add(self, new, catalogue, show_progress: bool | None) -> None:
+    def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         """New items get the codes the model decodes for them (no training); old IDs stay."""
         with torch_threads(self.num_threads if self.model_.device.type == "cpu" else 0):
             codes, reps = encode_catalogue(
