@@ -72,6 +72,50 @@ class Dataset:
         self.judgments["grade"] = self.judgments["grade"].astype("float64")
         self.check()
 
+    @classmethod
+    def of_items(cls, items, name: str = "new-items") -> Dataset:
+        """A catalogue-only Dataset (new products for `Retriever.add`) from a Dataset, a
+        DataFrame or a list of dicts, validated: item_id and title strings, non-empty, within
+        the length limits, unique, and no field a catalogue does not have."""
+        from gsid.data.schema import MAX_ID_CHARS, MAX_TITLE_CHARS
+
+        if isinstance(items, Dataset):
+            return cls(items=items.items)
+        if isinstance(items, list | tuple):
+            if not items or not all(isinstance(r, dict) for r in items):
+                raise DataValidationError(
+                    "new items must be a non-empty list of objects with item_id and title"
+                )
+            items = pd.DataFrame(list(items))
+        if not isinstance(items, pd.DataFrame) or items.empty:
+            raise DataValidationError("no new items given: pass item_id and title for each")
+        unknown = sorted(set(items.columns) - set(ITEM_COLUMNS))
+        missing = [c for c in ("item_id", "title") if c not in items.columns]
+        if unknown or missing:
+            raise DataValidationError(
+                f"new items: unknown field(s) {unknown} / missing {missing}; an item has "
+                f"{list(ITEM_COLUMNS)} (item_id and title required)"
+            )
+        items = items.copy()
+        for col in items.columns:
+            bad = ~items[col].map(lambda v: isinstance(v, str))
+            if bad.any():
+                row = int(np.flatnonzero(bad.to_numpy())[0])
+                raise DataValidationError(f"new item {row}: {col} must be a string")
+        for col in ("item_id", "title"):
+            empty = ~items[col].str.strip().astype(bool)
+            if empty.any():
+                row = int(np.flatnonzero(empty.to_numpy())[0])
+                raise DataValidationError(f"new item {row} has an empty {col}; give every item one")
+        for col, limit in (("item_id", MAX_ID_CHARS), ("title", MAX_TITLE_CHARS)):
+            long = items[col].str.len() > limit
+            if long.any():
+                row = int(np.flatnonzero(long.to_numpy())[0])
+                raise DataValidationError(
+                    f"new item {row}: its {col} has more than {limit} characters; shorten it"
+                )
+        return cls(items=items, name=name)
+
     # ------------------------------------------------------------------ integrity
     def check(self) -> None:
         """Referential integrity; raises DataValidationError naming the table, the row and the fix."""

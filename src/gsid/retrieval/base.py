@@ -113,7 +113,9 @@ class Retriever(ABC):
         error nothing is changed. Returns self; `save` persists the grown index."""
         if self.item_ids_ is None or self.catalogue_ is None:
             raise NotFittedError(f"{type(self).__name__} has no index to add to: index it first")
-        new = items_dataset(items)
+        from gsid.data.dataset import Dataset
+
+        new = Dataset.of_items(items)
         known = set(self.item_ids_.tolist())
         clash = [i for i in new.item_ids if i in known]
         if clash:
@@ -121,8 +123,6 @@ class Retriever(ABC):
                 f"{len(clash)} of the new items are already in the index (e.g. {clash[:3]}); "
                 f"item ids must be new: drop them or give them new ids"
             )
-        from gsid.data.dataset import Dataset
-
         catalogue = Dataset(items=pd.concat([self.catalogue_, new.items], ignore_index=True))
         self._extend(new, catalogue, show_progress)
         self.catalogue_ = catalogue.items
@@ -237,50 +237,6 @@ class Retriever(ABC):
 
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
-
-
-def items_dataset(items):
-    """New items as a Dataset (from a Dataset, a DataFrame or a list of dicts), validated like
-    a catalogue: unique ids, a title each, no unknown columns."""
-    from gsid.data.dataset import ITEM_COLUMNS, Dataset
-    from gsid.data.schema import MAX_ID_CHARS, MAX_TITLE_CHARS
-
-    if isinstance(items, Dataset):
-        return Dataset(items=items.items)
-    if isinstance(items, list | tuple):
-        if not items or not all(isinstance(r, dict) for r in items):
-            raise DataValidationError(
-                "new items must be a non-empty list of objects with item_id and title"
-            )
-        items = pd.DataFrame(list(items))
-    if not isinstance(items, pd.DataFrame) or items.empty:
-        raise DataValidationError("no new items given: pass item_id and title for each")
-    unknown = sorted(set(items.columns) - set(ITEM_COLUMNS))
-    missing = [c for c in ("item_id", "title") if c not in items.columns]
-    if unknown or missing:
-        raise DataValidationError(
-            f"new items: unknown field(s) {unknown} / missing {missing}; an item has "
-            f"{list(ITEM_COLUMNS)} (item_id and title required)"
-        )
-    items = items.copy()
-    for col in items.columns:
-        bad = ~items[col].map(lambda v: isinstance(v, str))
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataValidationError(f"new item {row}: {col} must be a string")
-    for col in ("item_id", "title"):
-        empty = ~items[col].str.strip().astype(bool)
-        if empty.any():
-            row = int(np.flatnonzero(empty.to_numpy())[0])
-            raise DataValidationError(f"new item {row} has an empty {col}; give every item one")
-    for col, limit in (("item_id", MAX_ID_CHARS), ("title", MAX_TITLE_CHARS)):
-        long = items[col].str.len() > limit
-        if long.any():
-            row = int(np.flatnonzero(long.to_numpy())[0])
-            raise DataValidationError(
-                f"new item {row}: its {col} has more than {limit} characters; shorten it"
-            )
-    return Dataset(items=items, name="new-items")
 
 
 def items_code_strings(retriever: Retriever) -> dict[str, str] | None:
