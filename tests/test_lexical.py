@@ -190,3 +190,26 @@ def test_titles_that_tokenise_to_nothing(tmp_path):
     with pytest.raises(Exception, match="index it first"):
         lx.save(tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_t5_stepper_matches_the_full_forward():
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from gsid.models.lexical.t5_step import T5Stepper
+
+    torch.manual_seed(0)
+    cfg = T5Config(vocab_size=300, d_model=32, d_kv=16, d_ff=64, num_layers=2,
+                   num_decoder_layers=2, num_heads=2, decoder_start_token_id=0, pad_token_id=0,
+                   eos_token_id=2, dropout_rate=0.0)  # fmt: skip
+    net = T5ForConditionalGeneration(cfg).eval()
+    x = torch.randint(5, 300, (2, 7))
+    mask = torch.ones_like(x)
+    mask[1, 5:] = 0
+    dec_in = torch.cat([torch.zeros(2, 1, dtype=torch.long), torch.randint(5, 300, (2, 4))], 1)
+    with torch.no_grad():
+        full = net(input_ids=x, attention_mask=mask, decoder_input_ids=dec_in).logits
+        enc = net.encoder(input_ids=x, attention_mask=mask).last_hidden_state
+        stepper = T5Stepper(net)
+        state = stepper.start(enc, mask)
+        steps = torch.stack([stepper.step(state, dec_in[:, t]) for t in range(5)], 1)
+    torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)

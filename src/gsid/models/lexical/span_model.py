@@ -18,7 +18,6 @@ the catalogue tokenizer (it never occurs inside a title), the checkpoint's EOS o
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import logging
 import os
 import tempfile
@@ -102,7 +101,7 @@ class SpanModel:
         self.tokenizer_ = None
         self.net_ = None
         self.history_: list[dict[str, float]] = []
-        self._cache_arg: str | None = None
+        self._stepper = None  # T5Stepper, built on first use
 
     @property
     def _device(self) -> torch.device:
@@ -408,26 +407,29 @@ class SpanModel:
         return (states, ids), mask
 
     @torch.no_grad()
-    def step(self, enc, mask: torch.Tensor, prev: torch.Tensor, cache=None):
-        """One decoder step for N beams: prev (N,) last tokens -> (N, V) log-probs, new cache.
-        `enc` is (states (N, S, d), source ids (N, S)) from `encode`. The key/value cache
-        (transformers' EncoderDecoderCache) keeps every earlier step."""
-        enc, ids = enc
-        if self._cache_arg is None:  # transformers 5 renamed past_key_values to cache
-            params = inspect.signature(self.net_.forward).parameters
-            self._cache_arg = "cache" if "cache" in params else "past_key_values"
-        out = self.net_(
-            encoder_outputs=(enc,),
-            attention_mask=mask,
-            decoder_input_ids=prev[:, None],
-            use_cache=True,
-            **{self._cache_arg: cache},
-        )
-        new = getattr(out, "cache", None)
-        if new is None:
-            new = out.past_key_values
-        logits = out.logits[:, -1].float() + self._copy_bias(ids, mask)
-        return torch.log_softmax(logits, -1), new
+    def start(self, enc, mask: torch.Tensor) -> dict[str, Any]:
+        """Decoding state for N beams from `encode`'s output (rows already repeated per beam):
+        the cross-attention keys/values, the copy bias, an empty self-attention cache."""
+        from gsid.models.lexical.t5_step import T5Stepper
+
+        states, ids = enc
+        if self._stepper is None or self._stepper.net is not self.net_:
+            self._stepper = T5Stepper(self.net_)
+        state = self._stepper.start(states, mask)
+        state["copy"] = self._copy_bias(ids, mask)  # (N, V), the same at every step
+        return state
+
+    @torch.no_grad()
+    def step(self, state: dict[str, Any], prev: torch.Tensor) -> torch.Tensor:
+        """One decoder step: prev (N,) last tokens -> (N, V) log-probabilities. The state keeps
+        every earlier step's keys and values (T5Stepper)."""
+        logits = self._stepper.step(state, prev) + state["copy"]
+        return torch.log_softmax(logits, -1)
+
+    def reorder(self, state: dict[str, Any], src: torch.Tensor) -> None:
+        """New beam j continues old beam src[j] (flat indices)."""
+        self._stepper.reorder(state, src)
+        state["copy"] = state["copy"].index_select(0, src)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

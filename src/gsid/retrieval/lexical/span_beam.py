@@ -5,7 +5,7 @@ every span it writes occurs in the catalogue.
     beams[q] -> [Beam(spans=((17, 3), (88,)), span_logp=(-1.2, -0.4), score=-2.1), ...]
 
 Batched over queries x beams (N = B * W rows) with the model's key/value cache (reordered as
-beams move). Each beam keeps the suffix-array interval (lo, hi) of the span it is writing and
+beams move: SpanModel.start / step / reorder). Each beam keeps the suffix-array interval (lo, hi) of the span it is writing and
 its length; at every step its allowed tokens are:
   * writing a span of length 0 < d < max_len: the interval's next tokens (SpanIndex.
     next_tokens: the distinct tokens that follow the span somewhere) and SEP, which closes the
@@ -89,9 +89,9 @@ def generate_spans(
     cur: list[list[int]] = [[] for _ in range(N)]
     cur_lp = np.zeros(N)
     prev = torch.zeros(N, dtype=torch.long, device=dev)  # decoder start (pad)
-    cache = None
+    state = model.start(enc, mask)
     for _ in range(n_spans * (max_len + 1) + 1):
-        logp, cache = model.step(enc, mask, prev, cache)
+        logp = model.step(state, prev)
         logp = logp.cpu().numpy().astype(np.float64)  # (N, V)
         allowed = _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row,
                            no_end, n_spans, max_len, sep, end)  # fmt: skip
@@ -133,7 +133,7 @@ def generate_spans(
                 cur[i].append(int(tok[i]))
         finished = fin | is_end
         score = new_score
-        cache.reorder_cache(torch.as_tensor(src, device=dev))
+        model.reorder(state, torch.as_tensor(src, device=dev))
         prev = torch.as_tensor(tok, device=dev)
         if finished.all():
             break
