@@ -153,13 +153,24 @@ def _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row, no_end
     fresh = (depth == 0) & (done < n_spans) & ~finished
     allowed[fresh] = start_row
     allowed[(depth == 0) & (done >= 1), end] = True
-    memo: dict[tuple[int, int, int], np.ndarray] = {}  # beams often share an interval
-    for i in np.flatnonzero((depth > 0) & ~finished):
+    writing = np.flatnonzero((depth > 0) & ~finished)
+    for i in writing:
         allowed[i, sep] = not no_end[cur[i][-1]] and tuple(cur[i]) not in spans[i]
-        d = int(depth[i])
-        if d >= max_len:
-            continue
-        key = (int(lo[i]), int(hi[i]), d)
+    grow = writing[depth[writing] < max_len]
+    size = hi[grow] - lo[grow]
+    # narrow intervals (most beams after a token or two): the next token of every suffix in
+    # all of them at once; wide ones (a frequent first token): one next_tokens call each
+    small = grow[size <= 4096]
+    if len(small):
+        n = hi[small] - lo[small]
+        beam = np.repeat(small, n)
+        offs = np.arange(int(n.sum())) - np.repeat(np.cumsum(n) - n, n)
+        col = index._column(np.repeat(lo[small], n) + offs, np.repeat(depth[small], n))
+        ok = col < V
+        allowed[beam[ok], col[ok]] = True
+    memo: dict[tuple[int, int, int], np.ndarray] = {}  # beams often share an interval
+    for i in grow[size > 4096]:
+        key = (int(lo[i]), int(hi[i]), int(depth[i]))
         if key not in memo:
             memo[key] = index.next_tokens(*key)[0]
         nxt = memo[key]
