@@ -131,7 +131,8 @@ def create_app(service: IndexService, limits: Limits | None = None):
         await batcher.start()
         yield
         await batcher.stop()
-        service.executor.shutdown(wait=True)  # an add in progress finishes its save
+        service.executor.shutdown(wait=True)
+        service.writer.shutdown(wait=True)  # an add in progress finishes its save
 
     app = FastAPI(
         title="gsid",
@@ -215,9 +216,7 @@ def _item_routes(app: FastAPI, service: IndexService, checks) -> None:
         if not body.items or len(body.items) > limit:
             raise ClientError(422, f"send between 1 and {limit} items, got {len(body.items)}")
         items = [i.model_dump() for i in body.items]
-        loop = asyncio.get_running_loop()
-        n = await loop.run_in_executor(service.executor, service.add, items)
-        return {"added": len(items), "n_items": n}
+        return {"added": len(items), "n_items": await service.add_async(items)}
 
     @app.post("/codes", summary="semantic IDs of texts (methods with a GSID model)")
     async def post_codes(body: CodesBody) -> dict:

@@ -1,6 +1,7 @@
 """The index behind the HTTP service: one loaded retriever, its display tables, and every piece
-of model work (search, codes, adding items, saving) on one worker thread, so a search never
-sees an index half-grown and the event loop never runs a model.
+of model work (search, codes, adding items) on one worker thread, so a search never sees an
+index half-grown and the event loop never runs a model; the save after an add runs on a writer
+thread, so searches go on while the grown index is written.
 
     service = IndexService.open("runs/index")        # a clear ArtifactError when it cannot
     service.search(["cordless drill"], 10)           # (ids, scores), as Retriever.search
@@ -9,6 +10,7 @@ sees an index half-grown and the event loop never runs a model.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import time
@@ -31,6 +33,8 @@ class IndexService:
         self.retriever = retriever
         self.path = path
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsid-model")
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gsid-save")
+        self._write_lock = asyncio.Lock()
         self.loaded = time.time()
         self._tables()
 
@@ -97,18 +101,41 @@ class IndexService:
         """Add items, save the grown index atomically (the old one stays until the new one is
         complete), and return the new item count. On a failure nothing changes, in memory or
         on disk: the index is reloaded from its directory."""
+        self._grow(items)
+        self._persist_or_reload()
+        return self.n_items
+
+    async def add_async(self, items: list[dict[str, Any]]) -> int:
+        """`add` for the service: the items are added on the worker thread (searches wait), and
+        the grown index is saved on the writer thread while searches go on (a save only reads
+        the index); one add and its save at a time."""
+        loop = asyncio.get_running_loop()
+        async with self._write_lock:
+            await loop.run_in_executor(self.executor, self._grow, items)
+            await loop.run_in_executor(self.writer, self._persist_or_reload)
+        return self.n_items
+
+    def _grow(self, items: list[dict[str, Any]]) -> None:
         try:
             self.retriever.add(items, show_progress=False)
-            self.retriever.save(self.path)
         except BaseException:
-            import gsid
-
-            self.retriever = gsid.load(self.path)
-            self._tables()
+            self._reload()
             raise
         self._tables()
         logger.info("added %d items to %s (now %d)", len(items), self.path, self.n_items)
-        return self.n_items
+
+    def _persist_or_reload(self) -> None:
+        try:
+            self.retriever.save(self.path)
+        except BaseException:
+            self._reload()
+            raise
+
+    def _reload(self) -> None:
+        import gsid
+
+        self.retriever = gsid.load(self.path)
+        self._tables()
 
     def item(self, item_id: str) -> dict[str, Any] | None:
         """Title, code and the items under the longest shared code prefix (its neighbours)."""
