@@ -56,6 +56,7 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--seal-epochs", type=int, default=2)
     ap.add_argument("--dpo-epochs", type=int, default=1)
+    ap.add_argument("--seal-samples", type=int, default=3, help="SEAL n-grams per training pair")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--beam-width", type=int, default=10)
     ap.add_argument("--max-queries", type=int, default=None)
@@ -143,6 +144,7 @@ def main() -> int:  # noqa: C901 (one linear script)
             more["seal"] = load_retriever(save / "seal")
         else:
             more["seal"] = SEALRetriever(beam_width=3 * args.beam_width,
+                                         seal_samples=args.seal_samples,
                                          model={**model, "epochs": args.seal_epochs})  # fmt: skip
     result.methods.update(run_bench(ds, more, **bench).methods)
     if "seal" in more and "seal index_s" not in times:

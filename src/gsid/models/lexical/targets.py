@@ -98,12 +98,15 @@ def multi_span_rule(
     taken: list[tuple[int, int]] = []
     if query is not None and len(query):
         qset = set(int(t) for t in query)
-        in_q = np.fromiter((int(t) in qset for t in toks), bool, len(toks))
+        in_q = np.fromiter((int(t) in qset for t in toks), np.int64, len(toks))
+        cum = np.concatenate([[0], np.cumsum(in_q)])
+        only_q = np.flatnonzero(cum[starts + lengths] - cum[starts] == lengths)  # all query tokens
+        cands = [(int(starts[i]), int(lengths[i]), int(counts[i])) for i in only_q]
         covered: set[int] = set()
         while len(taken) < n_spans:
             best, best_key = None, None
-            for s, n, c in zip(starts, lengths, counts, strict=True):
-                if not in_q[s : s + n].all() or _overlaps(s, n, taken):
+            for s, n, c in cands:
+                if _overlaps(s, n, taken):
                     continue
                 new = len({int(t) for t in toks[s : s + n]} - covered)
                 key = (-new, c, s)
