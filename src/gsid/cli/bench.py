@@ -9,7 +9,7 @@ from pathlib import Path
 from gsid.cli.common import DATASET, guard_out, guard_report_dir, load_data
 from gsid.errors import GsidError
 
-DEMO_METHODS = "bm25,dense,dense-ft,gsid,gsid-gr,gr,hybrid"
+DEMO_METHODS = "bm25,dense,dense-ft,gsid,gsid-gr,gr,lexical,seal,hybrid"
 # Sizes that keep `gsid demo` within a few minutes on 2 CPU cores (a few thousand items);
 # `--set` overrides any of them. `gsid bench` uses each method's own defaults.
 DEMO_OPTIONS: dict[str, dict] = {
@@ -30,6 +30,15 @@ DEMO_OPTIONS: dict[str, dict] = {
     },
     "gr": {"levels": 3, "codebook_size": 16, "model": {"epochs": 6, "num_threads": 1}},
 }
+# lexical / seal: a smaller T5 (d_model 64, 2,048 catalogue word pieces), one epoch and narrow
+# beams, so that the two together add about a minute on 2 cores
+_SPAN_MODEL = {"d_model": 64, "d_ff": 256, "n_heads": 2, "vocab_size": 2048, "num_threads": 1}
+DEMO_OPTIONS["lexical"] = {
+    "beam_width": 4,
+    "dpo_beam": 3,
+    "model": {**_SPAN_MODEL, "epochs": 1, "dpo_epochs": 1},
+}
+DEMO_OPTIONS["seal"] = {"beam_width": 8, "seal_samples": 1, "model": {**_SPAN_MODEL, "epochs": 1}}
 # the hybrid users ask for: the demo's gsid-gr fused with BM25 (RRF)
 DEMO_OPTIONS["hybrid"] = {
     "parts": ["gsid-gr", "bm25"],
