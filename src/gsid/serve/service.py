@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from gsid.errors import GsidError
+from gsid.retrieval.base import items_code_strings
 
 logger = logging.getLogger(__name__)
 
@@ -56,14 +57,11 @@ class IndexService:
                 f"{self.path} has no catalogue (items.parquet): it was saved by an older gsid "
                 f"or as a hybrid's part; rebuild it with `gsid index build`"
             )
-        self._rows = {item: i for i, item in enumerate(catalogue["item_id"].tolist())}
-        self._titles = catalogue["title"].tolist()
-        ids = r.semantic_ids()
-        self.ids = ids
-        self._codes = None
-        if ids is not None:
-            strings = ids.id_strings()
-            self._codes = dict(zip(ids.item_ids.tolist(), strings, strict=True))
+        self._titles = dict(
+            zip(catalogue["item_id"].tolist(), catalogue["title"].tolist(), strict=True)
+        )
+        self.ids = r.semantic_ids()
+        self._codes = items_code_strings(r)
 
     @property
     def n_items(self) -> int:
@@ -82,8 +80,7 @@ class IndexService:
         return None
 
     def title(self, item_id: str) -> str | None:
-        row = self._rows.get(item_id)
-        return None if row is None else self._titles[row]
+        return self._titles.get(item_id)
 
     def code(self, item_id: str) -> str | None:
         return None if self._codes is None else self._codes.get(item_id)
