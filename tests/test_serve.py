@@ -367,3 +367,21 @@ def test_python_load_search_and_add(built, tmp_path, data):
     assert all(r.ids_.code_of(i) == c for i, c in codes_before.items())
     r.save(path)
     assert len(gsid.load(path).item_ids_) == 48
+
+
+def test_binds_loopback_unless_told_and_warns_for_another_host(
+    built, tmp_path, monkeypatch, caplog
+):
+    import uvicorn
+
+    from gsid.serve import run
+
+    seen = []
+    monkeypatch.setattr(uvicorn.Server, "run", lambda self: seen.append(self.config.host))
+    path = fresh(built, tmp_path, "bm25")
+    with caplog.at_level("WARNING", logger="gsid.serve"):
+        run(str(path))
+        assert not caplog.records
+        run(str(path), host="0.0.0.0")
+    assert seen == ["127.0.0.1", "0.0.0.0"]
+    assert "reachable from other machines" in caplog.text
