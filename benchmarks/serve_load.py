@@ -37,9 +37,12 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _provenance import provenance, provenance_markdown, write_results
 
+from gsid.cli.bench import DEMO_OPTIONS
+
 # the demo's online gsid-gr (static query encoder, beam over first codes, mass cut, cosine),
 # with the Home Depot GSID setup of benchmarks/gsid_growth.py (3 x 64 codes, 1 epoch a step)
 GSID_GR = {
+    **DEMO_OPTIONS["gsid-gr"],
     "config": {
         "n_levels": 3,
         "codebook_size": 64,
@@ -49,12 +52,6 @@ GSID_GR = {
         "warmup_batches": 50,
         "dead_window": 50,
     },
-    "rescore": "cosine",
-    "query_encoder": "static",
-    "id_levels": 1,
-    "beam_width": 64,
-    "beam_mass": 0.75,
-    "rescore_depth": 60000,
 }
 OPTIONS = {"gsid-gr": GSID_GR, "bm25": {}}
 CHUNK = 500  # new products per POST /items
