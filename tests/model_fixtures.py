@@ -113,3 +113,14 @@ def ds_fixture() -> Dataset:
 @pytest.fixture(scope="module", name="t5_dir")
 def t5_dir_fixture(tmp_path_factory, ds) -> str:
     return save_tiny_t5(tmp_path_factory.mktemp("t5"), all_texts(ds))
+
+
+#: a GSID config small enough to train in seconds on the tiny catalogue (MiniLM, pooled memory)
+TINY_GSID = dict(
+    n_levels=2,
+    codebook_size=4,
+    batch_size=16,
+    warmup_batches=1,
+    memory_skip=True,
+    init_from_data=True,
+)

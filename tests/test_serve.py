@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from model_fixtures import tiny_dataset
+from model_fixtures import TINY_GSID, tiny_dataset
 
 import gsid
 from gsid.data import Dataset
@@ -30,14 +30,7 @@ from fastapi.testclient import TestClient
 
 from gsid.serve import IndexService, Limits, create_app
 
-MINILM = dict(
-    n_levels=2,
-    codebook_size=4,
-    batch_size=16,
-    warmup_batches=1,
-    memory_skip=True,
-    init_from_data=True,
-)
+MINILM = TINY_GSID
 N_NEW = 6  # items of the tiny catalogue held back to be added
 
 

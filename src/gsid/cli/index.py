@@ -107,24 +107,15 @@ def _queries(args: argparse.Namespace):
         yield batch
 
 
-def _results(retriever, queries: list[str], k: int) -> list[dict]:
+def _results(retriever, queries: list[str], k: int, titles: dict, codes) -> list[dict]:
     """One dict per query: its results with rank, item id, title, score and code."""
-    from gsid.retrieval.base import items_code_strings
+    from gsid.retrieval.base import ranked_hits
 
     ids, scores = retriever.search(queries, k)
-    codes = items_code_strings(retriever)
-    out = []
-    for q, row, srow in zip(queries, ids, scores, strict=True):
-        found = [(i, s) for i, s in zip(row, srow, strict=True) if i is not None]
-        titles = retriever.titles([i for i, _ in found])
-        hits = []
-        for rank, ((item, score), title) in enumerate(zip(found, titles, strict=True), 1):
-            hit = {"rank": rank, "item_id": item, "title": title, "score": round(float(score), 6)}
-            if codes is not None:
-                hit["code"] = codes.get(item)
-            hits.append(hit)
-        out.append({"query": q, "results": hits})
-    return out
+    return [
+        {"query": q, "results": ranked_hits(row, srow, titles, codes)}
+        for q, row, srow in zip(queries, ids, scores, strict=True)
+    ]
 
 
 def _print_table(answer: dict) -> None:
@@ -140,10 +131,12 @@ def _print_table(answer: dict) -> None:
 
 def cmd_search(args: argparse.Namespace) -> int:
     import gsid
+    from gsid.retrieval.base import item_titles, items_code_strings
 
     retriever = gsid.load(args.index)
+    titles, codes = item_titles(retriever), items_code_strings(retriever)  # once, not per batch
     for batch in _queries(args):
-        for answer in _results(retriever, batch, args.k):
+        for answer in _results(retriever, batch, args.k, titles, codes):
             if args.json:
                 print(json.dumps(answer, ensure_ascii=False))
             else:

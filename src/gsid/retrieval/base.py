@@ -90,8 +90,7 @@ class Retriever(ABC):
     # ---- public verbs
     def index(self, dataset, show_progress: bool | None = None) -> Retriever:
         """Index the catalogue of `dataset` (a gsid Dataset). Returns self."""
-        self.item_ids_ = dataset.item_ids
-        self._index(dataset, show_progress)
+        self._fit(dataset, show_progress)
         self.catalogue_ = dataset.items.reset_index(drop=True)
         self.provenance_ = {
             "dataset": {
@@ -104,6 +103,11 @@ class Retriever(ABC):
             "n_added": 0,
         }
         return self
+
+    def _fit(self, dataset, show_progress: bool | None) -> None:
+        """`index` without the catalogue and provenance (what a hybrid's parts need)."""
+        self.item_ids_ = dataset.item_ids
+        self._index(dataset, show_progress)
 
     def add(self, items, show_progress: bool | None = None) -> Retriever:
         """Add new products without retraining, searchable at once. `items`: a Dataset, a
@@ -166,10 +170,8 @@ class Retriever(ABC):
 
     def titles(self, item_ids) -> list[str | None]:
         """Titles of `item_ids` from the indexed catalogue (None for an unknown id)."""
-        if self.catalogue_ is None:
-            return [None] * len(item_ids)
-        titles = self.catalogue_.set_index("item_id")["title"].reindex(list(item_ids))
-        return [t if isinstance(t, str) else None for t in titles]
+        table = item_titles(self)
+        return [table.get(i) for i in item_ids]
 
     def index_bytes(self) -> int:
         """Bytes of the index needed to answer queries (excluding shared model weights)."""
@@ -237,6 +239,28 @@ class Retriever(ABC):
 
     @abstractmethod
     def _load_state(self, directory: Path) -> None: ...
+
+
+def ranked_hits(
+    ids: np.ndarray, scores: np.ndarray, titles: dict[str, str], codes: dict[str, str] | None
+) -> list[dict[str, Any]]:
+    """One query's results (a row of SearchResults) as display records: rank, item_id, title,
+    score and, for methods with semantic IDs, code. `titles`, `codes`: item id -> string."""
+    hits = []
+    for rank, (item, score) in enumerate(zip(ids, scores, strict=True), 1):
+        if item is None:
+            break
+        hit = {"rank": rank, "item_id": item, "title": titles.get(item), "score": float(score)}
+        if codes is not None:
+            hit["code"] = codes.get(item)
+        hits.append(hit)
+    return hits
+
+
+def item_titles(retriever: Retriever) -> dict[str, str]:
+    """item id -> title, from the indexed catalogue (empty without one)."""
+    c = retriever.catalogue_
+    return {} if c is None else dict(zip(c["item_id"].tolist(), c["title"].tolist(), strict=True))
 
 
 def items_code_strings(retriever: Retriever) -> dict[str, str] | None:

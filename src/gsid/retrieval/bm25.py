@@ -128,7 +128,8 @@ class BM25Retriever(Retriever):
 
     def _add_items(self, new, catalogue, show_progress: bool | None) -> None:
         """BM25's statistics (document frequencies, average length) change with every item, so
-        the grown catalogue is re-indexed: ~1 s per 50,000 titles."""
+        the grown catalogue is re-indexed (4 s for 49,200 Home Depot titles, measured on a
+        loaded 2-core machine by `gsid index build`)."""
         self._index(catalogue, show_progress)
         self.item_ids_ = catalogue.item_ids
 

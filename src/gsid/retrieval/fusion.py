@@ -147,8 +147,7 @@ class HybridRetriever(Retriever):
                 "HybridRetriever needs retrievers to fuse, e.g. [GenerativeRetriever(), BM25Retriever()]"
             )
         for r in self.retrievers:
-            r.index(dataset, show_progress)
-            r.catalogue_ = None  # the hybrid keeps the catalogue once
+            r._fit(dataset, show_progress)  # the hybrid keeps the catalogue and provenance once
 
     def semantic_ids(self):
         return next((r.semantic_ids() for r in self.retrievers if r.semantic_ids()), None)

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from gsid.errors import GsidError
-from gsid.retrieval.base import items_code_strings
+from gsid.retrieval.base import item_titles, items_code_strings
 
 logger = logging.getLogger(__name__)
 
@@ -51,24 +51,18 @@ class IndexService:
     # ---- display tables (rebuilt after every growth)
     def _tables(self) -> None:
         r = self.retriever
-        catalogue = r.catalogue_
-        if catalogue is None:
+        if r.catalogue_ is None:
             raise GsidError(
                 f"{self.path} has no catalogue (items.parquet): it was saved by an older gsid "
                 f"or as a hybrid's part; rebuild it with `gsid index build`"
             )
-        self._titles = dict(
-            zip(catalogue["item_id"].tolist(), catalogue["title"].tolist(), strict=True)
-        )
+        self.titles = item_titles(r)  # item id -> title
         self.ids = r.semantic_ids()
-        self._codes = items_code_strings(r)
+        self.item_codes = items_code_strings(r)  # item id -> "12-3-7", None without IDs
 
     @property
     def n_items(self) -> int:
         return len(self.retriever.item_ids_)
-
-    def has_codes(self) -> bool:
-        return self._codes is not None
 
     def code_model(self):
         """The retriever that turns texts into codes (a GSID model: gsid, gsid-gr, or such a
@@ -80,10 +74,10 @@ class IndexService:
         return None
 
     def title(self, item_id: str) -> str | None:
-        return self._titles.get(item_id)
+        return self.titles.get(item_id)
 
     def code(self, item_id: str) -> str | None:
-        return None if self._codes is None else self._codes.get(item_id)
+        return None if self.item_codes is None else self.item_codes.get(item_id)
 
     # ---- model work (on the worker thread)
     def search(self, queries: list[str], k: int) -> tuple[np.ndarray, np.ndarray]:
