@@ -70,7 +70,7 @@ def test_narrow_is_vectorised_and_never_crosses_titles(index, titles):
 def test_save_load_mmap(index, tmp_path):
     index.save(tmp_path / "spans")
     back = SpanIndex.load(tmp_path / "spans")
-    assert isinstance(back.sa, np.memmap)
+    assert isinstance(back.sa.base, np.memmap) and not back.sa.flags.writeable  # mapped
     grams = [[0], [1, 2], [3, 3, 3]]
     assert back.count(grams).tolist() == index.count(grams).tolist()
     assert index.nbytes() / index.n_tokens <= 16 + 8 * (V + 1) / index.n_tokens + 8

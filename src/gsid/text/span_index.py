@@ -43,10 +43,12 @@ class SpanIndex:
     def __init__(
         self, text: np.ndarray, sa: np.ndarray, starts: np.ndarray, first: np.ndarray
     ) -> None:
-        self.text = text  # (T,) uint16/uint32 tokens, sentinel after every title
-        self.sa = sa  # (T,) int32 suffix array of text
-        self.starts = starts  # (N,) int64 offset of each title in text
-        self.first = first  # (V + 1,) int64: tokens t start sa[first[t]:first[t + 1]]
+        # np.asarray: memory-mapped arrays as plain ndarray views (np.memmap's per-slice
+        # Python overhead is most of a small lookup's cost)
+        self.text = np.asarray(text)  # (T,) uint16/uint32 tokens, sentinel after every title
+        self.sa = np.asarray(sa)  # (T,) int32 suffix array of text
+        self.starts = np.asarray(starts)  # (N,) int64 offset of each title in text
+        self.first = np.asarray(first)  # (V + 1,) int64: tokens t start sa[first[t]:first[t+1]]
         self.sentinel = int(np.iinfo(text.dtype).max)
         self.vocab_size = len(first) - 1
 

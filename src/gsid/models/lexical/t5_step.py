@@ -1,9 +1,13 @@
 """KV-cached single-step decoding of a transformers T5, read straight from its weights.
 
     stepper = T5Stepper(net)                          # a T5ForConditionalGeneration, eval mode
-    state = stepper.start(enc_states, enc_mask)       # (N, S, d), (N, S): cross K/V once
-    logits = stepper.step(state, prev_tokens)         # (N,) -> (N, V)
+    state = stepper.start(enc_states, enc_mask, beams=W)  # (B, S, d), (B, S): cross K/V once
+    logits = stepper.step(state, prev_tokens)         # (N = B * W,) -> (N, V)
     stepper.reorder(state, src)                       # beam j continues old beam src[j]
+
+Beams b * W .. b * W + W - 1 decode query b and never move to another query, so the
+cross-attention keys/values are kept once per query and every query's W beams attend to them
+in one matrix product.
 
 Why not `net(..., cache=...)`: for the few beams of one query, transformers' per-call
 machinery (cache objects, mask builders, relative-position buckets recomputed every step,
@@ -22,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 
-def _norm(ln, x: torch.Tensor) -> torch.Tensor:
-    var = x.pow(2).mean(-1, keepdim=True)
-    return ln.weight * (x * torch.rsqrt(var + ln.variance_epsilon))
+def _norm(weight: torch.Tensor, eps: float, x: torch.Tensor) -> torch.Tensor:
+    """T5's RMS norm (no mean subtraction, no bias)."""
+    return weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
 
 
 class T5Stepper:
@@ -41,12 +45,33 @@ class T5Stepper:
             flag = net.config.tie_word_embeddings
         self.scale = net.model_dim**-0.5 if flag else 1.0
 
-    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, H*dk) -> (N, H, T, dk)
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, m*H*dk) -> (N, m*H, T, dk)
         N, T, _ = x.shape
-        return x.view(N, T, self.H, self.dk).transpose(1, 2)
+        return x.view(N, T, -1, self.dk).transpose(1, 2)
+
+    def _weights(self) -> list[dict[str, Any]]:
+        """Per block: the tensors one step reads, q/k/v fused into one (3 * H * dk, d) matrix.
+        Taken at every `start` (a few small copies), so a model trained further between two
+        searches is read as it is now; plain tensors spare nn.Module attribute lookups."""
+        out = []
+        for blk in self.blocks:
+            sa, ca, ff = blk.layer[0], blk.layer[1], blk.layer[-1]
+            att, cross = sa.SelfAttention, ca.EncDecAttention
+            out.append({
+                "ln1": (sa.layer_norm.weight, sa.layer_norm.variance_epsilon),
+                "qkv": torch.cat([att.q.weight, att.k.weight, att.v.weight]),
+                "o": att.o.weight,
+                "ln2": (ca.layer_norm.weight, ca.layer_norm.variance_epsilon),
+                "cq": cross.q.weight,
+                "co": cross.o.weight,
+                "ln3": (ff.layer_norm.weight, ff.layer_norm.variance_epsilon),
+                "ff": ff.DenseReluDense,
+            })  # fmt: skip
+        return out
 
     @torch.no_grad()
-    def start(self, enc: torch.Tensor, mask: torch.Tensor) -> dict[str, Any]:
+    def start(self, enc: torch.Tensor, mask: torch.Tensor, beams: int = 1) -> dict[str, Any]:
+        """State for `beams` beams per query of enc (B, S, d), mask (B, S)."""
         cross = []
         for blk in self.blocks:
             ca = blk.layer[1].EncDecAttention
@@ -55,45 +80,41 @@ class T5Stepper:
             )
         add = torch.zeros(mask.shape, dtype=enc.dtype, device=enc.device)
         add = add.masked_fill(mask == 0, torch.finfo(enc.dtype).min)[:, None, None, :]  # (N,1,1,S)
-        # (1, H, T, T) causal relative position bias, sliced per step; computed here, not once
-        # in __init__, so a model trained further between two searches is read as it is now
+        # (1, H, T, T) causal relative position bias, sliced per step (computed here, not in
+        # __init__, for the same reason as _weights)
         bias = self.sa0.compute_bias(self.max_steps, self.max_steps)
+        dec = self.net.decoder
         return {"cross": cross, "mask": add, "self": [None] * len(self.blocks), "t": 0,
-                "bias": bias}  # fmt: skip
+                "beams": int(beams),
+                "bias": bias, "w": self._weights(), "embed": dec.embed_tokens.weight,
+                "final": (dec.final_layer_norm.weight, dec.final_layer_norm.variance_epsilon),
+                "head": self.net.lm_head.weight}  # fmt: skip
 
     @torch.no_grad()
     def step(self, state: dict[str, Any], prev: torch.Tensor) -> torch.Tensor:
         t = state["t"]
         if t >= self.max_steps:
             raise ValueError(f"T5Stepper was built for {self.max_steps} steps")
-        x = self.net.decoder.embed_tokens(prev)[:, None, :]  # (N, 1, d)
+        x = F.embedding(prev, state["embed"])[:, None, :]  # (N, 1, d)
+        N, hd, W = x.shape[0], self.H * self.dk, state["beams"]
         bias = state["bias"][:, :, t : t + 1, : t + 1]  # (1, H, 1, t + 1)
-        for i, blk in enumerate(self.blocks):
-            sa = blk.layer[0]
-            h = _norm(sa.layer_norm, x)
-            att = sa.SelfAttention
-            q = self._heads(F.linear(h, att.q.weight))
-            k = self._heads(F.linear(h, att.k.weight))
-            v = self._heads(F.linear(h, att.v.weight))
+        for i, w in enumerate(state["w"]):
+            q, k, v = self._heads(F.linear(_norm(*w["ln1"], x), w["qkv"])).split(self.H, 1)
             past = state["self"][i]
             if past is not None:
                 k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
             state["self"][i] = (k, v)
-            w = torch.softmax(q @ k.transpose(2, 3) + bias, -1)
-            x = x + F.linear((w @ v).transpose(1, 2).reshape(x.shape[0], 1, -1), att.o.weight)
-            ca = blk.layer[1]
-            h = _norm(ca.layer_norm, x)
-            q = self._heads(F.linear(h, ca.EncDecAttention.q.weight))
-            ck, cv = state["cross"][i]
-            w = torch.softmax(q @ ck.transpose(2, 3) + state["mask"], -1)
-            x = x + F.linear(
-                (w @ cv).transpose(1, 2).reshape(x.shape[0], 1, -1), ca.EncDecAttention.o.weight
-            )
-            ff = blk.layer[-1]
-            x = x + ff.DenseReluDense(_norm(ff.layer_norm, x))
-        x = _norm(self.net.decoder.final_layer_norm, x)[:, 0] * self.scale
+            a = torch.softmax(q @ k.transpose(2, 3) + bias, -1)  # (N, H, 1, t + 1)
+            x = x + F.linear((a @ v).transpose(1, 2).reshape(N, 1, hd), w["o"])
+            # a query's W beams as the rows of one product: (B, H, W, dk) @ (B, H, dk, S)
+            q = F.linear(_norm(*w["ln2"], x), w["cq"]).view(N // W, W, self.H, self.dk)
+            ck, cv = state["cross"][i]  # (B, H, S, dk) each
+            a = torch.softmax(q.transpose(1, 2) @ ck.transpose(2, 3) + state["mask"], -1)
+            x = x + F.linear((a @ cv).transpose(1, 2).reshape(N, 1, hd), w["co"])
+            x = x + w["ff"](_norm(*w["ln3"], x))
+        x = _norm(*state["final"], x)[:, 0] * self.scale
         state["t"] = t + 1
-        return F.linear(x, self.net.lm_head.weight)  # (N, V)
+        return F.linear(x, state["head"])  # (N, V)
 
     @staticmethod
     def reorder(state: dict[str, Any], src: torch.Tensor) -> None:

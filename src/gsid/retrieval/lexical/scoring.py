@@ -40,10 +40,6 @@ def _contains(title: list[int], span: tuple[int, ...]) -> bool:
     return any(tuple(title[i : i + n]) == span for i in range(len(title) - n + 1))
 
 
-def _inside(span: tuple[int, ...], bigger: tuple[int, ...]) -> bool:
-    return len(span) < len(bigger) and _contains(list(bigger), span)
-
-
 def seal_rank(
     index: SpanIndex,
     spans: Sequence[tuple[int, ...]],
@@ -72,8 +68,9 @@ def seal_rank(
         if counts[s] > max_locate and n_cand >= depth:
             deferred.append(s)  # too frequent to locate: checked on the candidates below
             continue
-        rows, _ = index.locate(interval=(int(lo[s]), int(hi[s])))
-        items = np.unique(rows if row_item is None else row_item[rows])
+        rows, _ = index.locate(interval=(int(lo[s]), int(hi[s])))  # sorted by row
+        items = rows if row_item is None else np.sort(row_item[rows])
+        items = items[np.r_[True, items[1:] != items[:-1]]]  # distinct, already sorted
         pair_item.append(items)
         pair_span.append(np.full(len(items), s))
         n_cand += len(items)
@@ -87,15 +84,32 @@ def seal_rank(
     top = np.argsort(-upper, kind="stable")[: max(depth, k)]
     order = np.argsort(inv, kind="stable")
     bounds = np.searchsorted(inv[order], np.arange(len(cand) + 1))
+    inside = _inside_matrix(spans)
+    toks = [set(s) for s in spans]
     full = np.empty(len(top))
     for j, c in enumerate(top):
         mine = list(spans_all[order[bounds[c] : bounds[c + 1]]])
         if deferred:
             title = _item_tokens(index, int(cand[c]), row_item)
             mine += [s for s in deferred if any(_contains(t, spans[s]) for t in title)]
-        full[j] = _score(mine, spans, w, alpha, coverage)
+        full[j] = _score(mine, toks, inside, w, alpha, coverage)
     rank = np.argsort(-full, kind="stable")[:k]
     return cand[top[rank]].astype(np.int64), full[rank].astype(np.float32)
+
+
+def _inside_matrix(spans: Sequence[tuple[int, ...]]) -> np.ndarray:
+    """(S, S) bool: span a lies inside the longer span b (computed once per query from each
+    span's shorter sub-spans, so that scoring a candidate is set arithmetic only)."""
+    where = {s: i for i, s in enumerate(spans)}
+    out = np.zeros((len(spans), len(spans)), bool)
+    for b, span in enumerate(spans):
+        n = len(span)
+        for length in range(1, n):
+            for start in range(n - length + 1):
+                a = where.get(span[start : start + length])
+                if a is not None:
+                    out[a, b] = True
+    return out
 
 
 def _item_tokens(index: SpanIndex, item: int, row_item: np.ndarray | None) -> list[list[int]]:
@@ -106,18 +120,16 @@ def _item_tokens(index: SpanIndex, item: int, row_item: np.ndarray | None) -> li
     return [index.title(r).tolist() for r in rows]
 
 
-def _score(mine, spans, w, alpha: float, coverage: float) -> float:
+def _score(mine, toks: list[set], inside: np.ndarray, w, alpha: float, coverage: float) -> float:
     mine = sorted(mine, key=lambda s: -w[s])
-    taken: list[tuple[int, ...]] = []
+    taken: list[int] = []
     covered: set[int] = set()
     total = 0.0
     for s in mine:
-        span = spans[s]
-        if any(_inside(span, t) for t in taken):
+        if taken and inside[s, taken].any():
             continue
-        toks = set(span)
-        cover = 1 - coverage + coverage * len(toks - covered) / len(toks)
+        cover = 1 - coverage + coverage * len(toks[s] - covered) / len(toks[s])
         total += float(w[s]) ** alpha * cover
-        taken.append(span)
-        covered |= toks
+        taken.append(s)
+        covered |= toks[s]
     return total

@@ -73,10 +73,8 @@ def generate_spans(
     start_row = np.zeros(V, bool)
     start_row[: len(start_ok)] = start_ok
     no_end = np.zeros(V, bool) if punctuation is None else np.asarray(punctuation, bool)[:V]
-    (states, ids), mask = model.encode(list(queries))
-    enc = (states.repeat_interleave(W, 0), ids.repeat_interleave(W, 0))  # (N, S, d), (N, S)
-    mask = mask.repeat_interleave(W, 0)
-    dev = states.device
+    enc, mask = model.encode(list(queries))  # ((B, S, d), (B, S)), (B, S)
+    dev = mask.device
     N = B * W
     score = np.full(N, -np.inf)
     score[::W] = 0.0  # one live beam per query at the start
@@ -89,23 +87,22 @@ def generate_spans(
     cur: list[list[int]] = [[] for _ in range(N)]
     cur_lp = np.zeros(N)
     prev = torch.zeros(N, dtype=torch.long, device=dev)  # decoder start (pad)
-    state = model.start(enc, mask)
+    state = model.start(enc, mask, beams=W)
     for _ in range(n_spans * (max_len + 1) + 1):
-        logp = model.step(state, prev)
-        logp = logp.cpu().numpy().astype(np.float64)  # (N, V)
+        logp = model.step(state, prev).float()  # (N, V)
         allowed = _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row,
                            no_end, n_spans, max_len, sep, end)  # fmt: skip
-        cand = np.where(allowed, logp, -np.inf)
-        cand[finished] = -np.inf
-        cand[finished, end] = 0.0  # a finished beam stays as it is
-        total = (score[:, None] + cand).reshape(B, W * V)
-        top = np.argpartition(-total, W - 1, axis=1)[:, :W] if W < W * V else np.tile(
-            np.arange(W * V), (B, 1))  # fmt: skip
-        top = np.take_along_axis(top, np.argsort(-np.take_along_axis(total, top, 1), 1), 1)
+        allowed[finished] = False
+        # in place: the tokens a beam may write keep their log-probabilities (read below)
+        logp.masked_fill_(torch.from_numpy(~allowed).to(dev), -torch.inf)
+        logp[torch.from_numpy(finished).to(dev), end] = 0.0  # a finished beam stays as it is
+        total = (logp + torch.from_numpy(score).to(dev, torch.float32)[:, None]).view(B, W * V)
+        best, top = torch.topk(total, W, dim=1)  # (B, W) each, best first
+        top = top.cpu().numpy()
         src = (np.arange(B)[:, None] * W + top // V).reshape(-1)  # (N,) flat source beam
         tok = (top % V).reshape(-1)
-        new_score = total[np.repeat(np.arange(B), W), top.reshape(-1)]
-        step_lp = np.where(finished[src], 0.0, logp[src, tok])
+        new_score = best.cpu().numpy().reshape(-1).astype(np.float64)
+        step_lp = np.where(finished[src], 0.0, logp[src, tok].cpu().numpy())
         # move every beam's state to its new row
         lo, hi, depth, done, fin = lo[src], hi[src], depth[src], done[src], finished[src]
         spans = [list(spans[s]) for s in src]
