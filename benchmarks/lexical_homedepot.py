@@ -65,6 +65,9 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--dpo-beta", type=float, default=None)
     ap.add_argument("--dpo-sft-weight", type=float, default=None)
     ap.add_argument("--dpo-rejected", type=int, default=2)
+    ap.add_argument("--dpo-chosen", default=None, help="target, policy or policy-only")
+    ap.add_argument("--hybrid-c", type=float, default=None, help="RRF constant (default 10)")
+    ap.add_argument("--hybrid-bm25-weight", type=float, default=1.0)
     ap.add_argument(
         "--save-dir",
         default=None,
@@ -72,6 +75,12 @@ def main() -> int:  # noqa: C901 (one linear script)
         "them (and their recorded training times) instead of training again",
     )
     ap.add_argument("--reuse", action="store_true")
+    ap.add_argument(
+        "--model-path",
+        default=None,
+        help="start lexical and seal from this local T5 checkpoint (e.g. the GSID pre-training "
+        "checkpoint benchmarks/lexical_pretrained_start.py writes) instead of from scratch",
+    )
     ap.add_argument("--no-dense", action="store_true")
     ap.add_argument("--no-seal", action="store_true")
     args = ap.parse_args()
@@ -99,6 +108,8 @@ def main() -> int:  # noqa: C901 (one linear script)
     command = "python benchmarks/lexical_homedepot.py " + shlex.join(sys.argv[1:])
     model = {"epochs": args.epochs, "dpo_epochs": args.dpo_epochs, "num_threads": 1,
              "batch_size": args.batch_size}  # fmt: skip
+    if args.model_path:
+        model["model_path"] = args.model_path
     bench = dict(split="dev", command=command, max_queries=args.max_queries,
                  latency_sample=args.latency_sample)  # fmt: skip
     from gsid.retrieval.base import load_retriever
@@ -128,6 +139,8 @@ def main() -> int:  # noqa: C901 (one linear script)
     t1 = time.perf_counter()
     dpo = copy.deepcopy(sft)
     dpo.dpo, dpo.dpo_rejected = True, args.dpo_rejected
+    if args.dpo_chosen is not None:
+        dpo.dpo_chosen = args.dpo_chosen
     cfg = dpo.model_.config
     for key, value in (("dpo_lr", args.dpo_lr), ("dpo_beta", args.dpo_beta),
                        ("dpo_sft_weight", args.dpo_sft_weight)):  # fmt: skip
@@ -135,8 +148,13 @@ def main() -> int:  # noqa: C901 (one linear script)
             setattr(cfg, key, value)
     dpo.optimise_preferences(ds)
     dpo_s = time.perf_counter() - t1
+    if save:
+        dpo.save(save / "dpo")
     more = {"lexical (SFT+DPO)": dpo}
-    hy = HybridRetriever(retrievers=[dpo, bm25])
+    fusion = {"weights": [1.0, args.hybrid_bm25_weight]}
+    if args.hybrid_c is not None:
+        fusion["c"] = args.hybrid_c
+    hy = HybridRetriever(retrievers=[dpo, bm25], **fusion)
     hy.item_ids_ = ds.item_ids
     more["lexical (SFT+DPO) + bm25"] = hy
     if not args.no_seal:
@@ -184,7 +202,8 @@ def main() -> int:  # noqa: C901 (one linear script)
         "dpo_config": {
             k: getattr(cfg, k) for k in ("dpo_lr", "dpo_beta", "dpo_sft_weight", "dpo_epochs")
         }
-        | {"dpo_rejected": args.dpo_rejected},
+        | {"dpo_rejected": dpo.dpo_rejected, "dpo_chosen": dpo.dpo_chosen},
+        "hybrid": {"c": hy.c, "weights": hy.weights},
         "model": model,
         "history": dpo.model_.history_,
     }

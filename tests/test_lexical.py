@@ -80,6 +80,35 @@ def test_search_finds_items_and_only_catalogue_items(lexical, dataset):
     assert any(h["stage"] == "dpo" for h in lexical.model_.history_)
 
 
+@pytest.mark.parametrize("mode", ["target", "policy"])
+def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, dataset, mode):
+    lx = LexicalRetriever(**{**lexical.config(), "dpo_chosen": mode})
+    lx.model_, lx.index_, lx.row_item_ = lexical.model_, lexical.index_, lexical.row_item_
+    lx.item_ids_ = lexical.item_ids_
+    src, chosen, rejected = lx.preference_pairs(dataset)
+    assert len(src) == len(chosen) == len(rejected) > 0
+    pos = {s: i for i, s in enumerate(dataset.item_ids)}
+    pairs = dataset.training_pairs("train")
+    rel = pairs.groupby("query")["item_id"].agg(lambda s: {pos[i] for i in s}).to_dict()
+    sep, end = lx.model_.sep_id, lx.model_.end_id
+
+    def items(seq):  # the items whose title holds every span of a joined sequence
+        spans, cur = [], []
+        for t in seq:
+            if t in (sep, end):
+                spans, cur = ([*spans, tuple(cur)] if cur else spans), []
+            else:
+                cur.append(t)
+        return lx._beam_items(type("B", (), {"spans": tuple(spans)})())
+
+    for q, c, r in zip(src, chosen, rejected, strict=True):
+        assert c != r
+        assert items(c) & rel[q], "a chosen sequence retrieves a relevant item"
+        assert items(r) and not items(r) & rel[q], "a rejected one retrieves only others"
+    with pytest.raises(GsidError, match="dpo_chosen"):
+        LexicalRetriever(dpo_chosen="best")
+
+
 def test_generated_spans_always_occur(lexical):
     rng = np.random.default_rng(0)
     words = NOUNS + ADJS + ["pro", "gnome", "zebra", "cordless", "kit", "garden"]
@@ -132,6 +161,21 @@ def test_seal_rank_formula():
     assert scores[0] == pytest.approx(w23**2 + w1**2, rel=1e-5)  # disjoint tokens: full cover
 
 
+def test_seal_rank_skips_nested_spans_and_discounts_covered_tokens():
+    index = SpanIndex.build([[1, 2, 3], [2, 9], [2, 8], [1, 2, 7]], vocab_size=10)
+    spans = [(1, 2), (2,), (2, 3)]  # counts 2, 4, 1; all three in item 0
+    items, scores = seal_rank(index, spans, [np.log(0.5)] * 3, k=1)
+    T = index.n_tokens
+
+    def w(count):
+        return -np.log((count / T) / (1 - count / T))
+
+    # (2, 3) first (rarest: the largest w), then (1, 2) with token 2 already matched
+    # (cover 1 - 0.8 + 0.8 * 1/2), and (2,) lies inside both: skipped
+    assert items.tolist() == [0]
+    assert scores[0] == pytest.approx(w(1) ** 2 + w(2) ** 2 * 0.6, rel=1e-5)
+
+
 def test_save_load_same_results(lexical, dataset, tmp_path):
     qs = ["red drill", "steel pipe", "garden gnome"]
     before = lexical.search(qs, k=5)
@@ -165,6 +209,23 @@ def test_seal_and_hybrid(dataset):
     )
     hy.index(dataset, show_progress=False)
     assert hy.search(["blue hose"], k=5).ids[0][0] is not None
+
+
+def test_gsid_pretraining_before_sft(dataset, tmp_path):
+    plain = LexicalRetriever(beam_width=4, dpo=False, model={**TINY, "epochs": 1})
+    plain.index(dataset, show_progress=False)
+    lx = LexicalRetriever(beam_width=4, dpo=False,
+                          model={**TINY, "epochs": 1, "pretrain_batches": 4})  # fmt: skip
+    lx.index(dataset, show_progress=False)
+    stages = [h["stage"] for h in lx.model_.history_]
+    assert stages.count("pretrain") >= 1 and stages[-1] == "sft"
+    assert lx.model_.vocab_size == plain.model_.vocab_size + 3  # [QGEN] [CLOZE] [SUFFIX]
+    res = lx.search(["red drill"], k=3)
+    lx.save(tmp_path / "lx")
+    back = load_retriever(tmp_path / "lx")
+    assert back.search(["red drill"], k=3).ids.tolist() == res.ids.tolist()
+    with pytest.raises(GsidError, match="pretrain_batches"):
+        LexicalRetriever(model={"pretrain_batches": -1})
 
 
 def test_bad_input(dataset):

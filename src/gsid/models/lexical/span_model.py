@@ -66,6 +66,9 @@ class SpanModelConfig:
     dpo_beta: float = 0.1
     dpo_sft_weight: float = 1.0  # weight of the chosen sequence's NLL kept beside the DPO term
     dpo_lr: float = 2e-4
+    # GSID's domain-adaptive pre-training of this T5 before SFT (`pretrain`; 0 = none)
+    pretrain_batches: int = 0
+    pretrain_lr: float = 1e-3
     seed: int = 0
     num_threads: int = 0  # torch intra-op threads while training / decoding (0 = torch's)
 
@@ -73,8 +76,8 @@ class SpanModelConfig:
         for name in ("vocab_size", "d_model", "d_ff", "n_layers", "n_heads", "batch_size"):
             if int(getattr(self, name)) < 1:
                 raise GsidError(f"SpanModelConfig.{name} must be >= 1, got {getattr(self, name)}")
-        if self.epochs < 0 or self.dpo_epochs < 0:
-            raise GsidError("epochs and dpo_epochs must be >= 0")
+        if self.epochs < 0 or self.dpo_epochs < 0 or self.pretrain_batches < 0:
+            raise GsidError("epochs, dpo_epochs and pretrain_batches must be >= 0")
         if self.d_model % self.n_heads:
             raise GsidError(f"d_model ({self.d_model}) must be divisible by n_heads")
         if self.dpo_beta <= 0:
@@ -178,11 +181,13 @@ class SpanModel:
             return self._cont
         V = self.vocab_size
         out = np.zeros(V, bool)
-        for piece, i in self.tokenizer_.get_vocab().items():
+        vocab = self.tokenizer_.get_vocab()
+        # SentencePiece marks a word's start with "▁"; WordPiece (the catalogue tokenizer, also
+        # in a checkpoint written by GSID pre-training) marks a continuation with "##"
+        sentencepiece = any(piece.startswith("▁") for piece in vocab)
+        for piece, i in vocab.items():
             if i < V:
-                out[i] = piece.startswith("##") or (
-                    self.config.model_path is not None and not piece.startswith("▁")
-                )
+                out[i] = (not piece.startswith("▁")) if sentencepiece else piece.startswith("##")
         self._cont = out
         return out
 
@@ -252,6 +257,30 @@ class SpanModel:
         hot.scatter_(1, ids * mask, 1.0)
         hot[:, 0] = 0.0  # padding
         return hot * self.copy_weight_
+
+    # ------------------------------------------------------------------ pre-training
+    def pretrain(self, dataset, show_progress: bool | None = None) -> list[dict]:
+        """GSID's domain-adaptive pre-training (gsid.models.pretrain: query generation, item
+        cloze and suffix completion over the catalogue and the train queries, 1:1:1 per batch)
+        of this T5, for `config.pretrain_batches` batches, before SFT. The task tokens join
+        the vocabulary. Returns the loss log (also in history_)."""
+        from gsid.models.config import GSIDConfig
+        from gsid.models.model import GSIDModel
+        from gsid.models.pretrain import pretrain
+        from gsid.models.sampling import TrainData
+
+        self._check()
+        c = self.config
+        cfg = GSIDConfig(backbone="t5", t5_config={}, pretrain_batches=c.pretrain_batches,
+                         pretrain_lr=c.pretrain_lr, seed=c.seed)  # fmt: skip
+        data = TrainData.from_dataset(dataset, "train", cfg.pseudo_queries_per_item, cfg.seed)
+        host = GSIDModel(cfg, self.net_, self.tokenizer_).to(self._device)  # shares the T5
+        with torch_threads(c.num_threads):
+            log = pretrain(host, data, cfg, show_progress=show_progress)
+        self.net_.eval()
+        self._cont = self._punct = None  # the vocabulary grew
+        self.history_ += [{"stage": "pretrain", **rec} for rec in log]
+        return log
 
     # ------------------------------------------------------------------ SFT
     def fit(
@@ -407,29 +436,34 @@ class SpanModel:
         return (states, ids), mask
 
     @torch.no_grad()
-    def start(self, enc, mask: torch.Tensor) -> dict[str, Any]:
-        """Decoding state for N beams from `encode`'s output (rows already repeated per beam):
-        the cross-attention keys/values, the copy bias, an empty self-attention cache."""
+    def start(self, enc, mask: torch.Tensor, beams: int = 1) -> dict[str, Any]:
+        """Decoding state for `beams` beams of each of `encode`'s B queries (N = B * beams rows,
+        query b's beams are rows b * beams ...): the cross-attention keys/values and the copy
+        bias (once per query), an empty self-attention cache."""
         from gsid.models.lexical.t5_step import T5Stepper
 
         states, ids = enc
         if self._stepper is None or self._stepper.net is not self.net_:
             self._stepper = T5Stepper(self.net_)
-        state = self._stepper.start(states, mask)
-        state["copy"] = self._copy_bias(ids, mask)  # (N, V), the same at every step
+        state = self._stepper.start(states, mask, beams)
+        state["copy"] = self._copy_bias(ids, mask)[:, None, :]  # (B, 1, V), at every step
         return state
 
     @torch.no_grad()
     def step(self, state: dict[str, Any], prev: torch.Tensor) -> torch.Tensor:
         """One decoder step: prev (N,) last tokens -> (N, V) log-probabilities. The state keeps
         every earlier step's keys and values (T5Stepper)."""
-        logits = self._stepper.step(state, prev) + state["copy"]
+        logits = self._stepper.step(state, prev)  # (N, V)
+        logits = (logits.view(len(state["copy"]), -1, logits.shape[-1]) + state["copy"]).view(
+            logits.shape
+        )
         return torch.log_softmax(logits, -1)
 
     def reorder(self, state: dict[str, Any], src: torch.Tensor) -> None:
-        """New beam j continues old beam src[j] (flat indices)."""
+        """New beam j continues old beam src[j] (flat indices). A beam never moves to another
+        query (src[j] is a row of j's own query), so what depends on the query only — the
+        cross-attention keys/values and the copy bias — stays where it is."""
         self._stepper.reorder(state, src)
-        state["copy"] = state["copy"].index_select(0, src)
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

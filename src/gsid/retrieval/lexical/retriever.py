@@ -12,9 +12,9 @@ constraint; the spans are matched back to products with SEAL's scoring.
      (`fields`: titles by default; other text columns become further segments of an item);
   2. SFT on (query -> spans of a relevant item's title, chosen by `span_rule`) plus indexing
      examples (title -> its own spans) for items no training query touches;
-  3. with `dpo`, preference optimisation: per training query, chosen = the target of its most
-     relevant item; rejected = the best beam the SFT model itself writes under the constraint
-     whose spans retrieve no relevant item (one holding a judged non-relevant item first).
+  3. with `dpo`, preference optimisation: per training query, chosen = the best beam the SFT
+     model itself writes under the constraint whose spans retrieve a relevant item (`dpo_chosen`);
+     rejected = beams whose spans retrieve no relevant item (a judged non-relevant one first).
 Search: constrained beam search (span_beam.py) -> distinct spans with their best log-prob ->
 SEAL scoring (scoring.py). A query whose tokens are all unknown returns no items and a warning.
 """
@@ -50,7 +50,10 @@ class LexicalRetriever(Retriever):
     beam_width: beams per query; alpha, coverage, depth, max_locate: SEAL scoring (scoring.py).
     index_examples: title -> spans examples for items no training query touches.
     dpo: preference optimisation after SFT; dpo_beam: beams per training query when mining
-        rejected span sets; dpo_rejected: rejected sequences per query (each a pair).
+        rejected span sets; dpo_rejected: rejected sequences per query (each a pair);
+        dpo_chosen: "policy" (the best mined beam that retrieves a relevant item; the span
+        rule's target of the query's most relevant item where none does), "policy-only" (no
+        pair where none does) or "target" (always that target).
     model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
     """
@@ -72,6 +75,7 @@ class LexicalRetriever(Retriever):
         dpo: bool = True,
         dpo_beam: int = 8,
         dpo_rejected: int = 2,
+        dpo_chosen: str = "policy",
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
         batch_size: int = 64,
@@ -100,6 +104,11 @@ class LexicalRetriever(Retriever):
             int(dpo_beam),
         )
         self.dpo_rejected = int(dpo_rejected)
+        if dpo_chosen not in ("target", "policy", "policy-only"):
+            raise GsidError(
+                f"dpo_chosen must be 'target', 'policy' or 'policy-only', got {dpo_chosen!r}"
+            )
+        self.dpo_chosen = dpo_chosen
         self.model = model
         self.fields = list(fields or ["title"])
         self.batch_size, self.seed, self.device = int(batch_size), int(seed), device
@@ -114,7 +123,7 @@ class LexicalRetriever(Retriever):
             "beam_width": self.beam_width, "alpha": self.alpha, "coverage": self.coverage,
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
-            "dpo_rejected": self.dpo_rejected, "model": self.model, "fields": self.fields,
+            "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen, "model": self.model, "fields": self.fields,
             "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
 
@@ -155,6 +164,8 @@ class LexicalRetriever(Retriever):
         self.model_ = SpanModel(cfg, device=self.device).prepare(
             segments[:n] + pairs["query"].drop_duplicates().tolist()
         )
+        if cfg.pretrain_batches:
+            self.model_.pretrain(dataset, show_progress)
         self._build_index(segments, n)
         spans = self._title_spans()
         sources, targets = self._examples(dataset, pairs, spans)
@@ -218,29 +229,39 @@ class LexicalRetriever(Retriever):
                         max_len=self.max_span_tokens, rng=rng)  # fmt: skip
             if not good:
                 continue
+            relevant = rel.get(qid, set())
+            found = [self._beam_items(b) for b in bs]
             target = self.model_.join(good)
-            for pick in self._rejected(bs, rel.get(qid, set()), nonrel.get(qid, set()), target):
+            if self.dpo_chosen != "target":  # the best beam that retrieves a relevant item
+                hit = next((b for b, f in zip(bs, found, strict=True) if f & relevant), None)
+                if hit is not None:
+                    target = self.model_.join(hit.spans)
+                elif self.dpo_chosen == "policy-only":
+                    continue
+            for pick in self._rejected(bs, found, relevant, nonrel.get(qid, set()), target):
                 src.append(q)
                 chosen.append(target)
                 rejected.append(pick)
         return src, chosen, rejected
 
-    def _rejected(self, beams, relevant: set[int], judged_bad: set[int], target) -> list:
-        """Up to `dpo_rejected` span sequences of the beams (best first) that retrieve no
-        relevant item: those retrieving a judged non-relevant item first."""
+    def _beam_items(self, beam) -> set[int]:
+        """The items whose title holds every span of the beam (rarest span first)."""
+        items: set[int] | None = None
+        for s in sorted(beam.spans, key=len, reverse=True):
+            rows, _ = self.index_.locate(list(s))
+            found = set(self.row_item_[rows].tolist())
+            items = found if items is None else items & found
+            if not items:
+                break
+        return items or set()
+
+    def _rejected(self, beams, found, relevant: set[int], judged_bad: set[int], target) -> list:
+        """Up to `dpo_rejected` span sequences of the beams (best first) that retrieve some
+        items but no relevant one: those retrieving a judged non-relevant item first."""
         first, later = [], []
-        for b in beams:
+        for b, items in zip(beams, found, strict=True):
             seq = self.model_.join(b.spans)
-            if seq == target:
-                continue
-            items = None
-            for s in sorted(b.spans, key=len, reverse=True):
-                rows, _ = self.index_.locate(list(s))
-                found = set(self.row_item_[rows].tolist())
-                items = found if items is None else items & found
-                if not items:
-                    break
-            if not items or items & relevant:
+            if seq == target or not items or items & relevant:
                 continue
             (first if items & judged_bad else later).append(seq)
         return (first + later)[: self.dpo_rejected]
@@ -364,7 +385,7 @@ class SEALRetriever(LexicalRetriever):
 
     def config(self) -> dict[str, Any]:
         c = super().config()
-        for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected"):
+        for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected", "dpo_chosen"):
             c.pop(key)
         return {**c, "seal_samples": self.seal_samples}
 
