@@ -66,6 +66,7 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--dpo-sft-weight", type=float, default=None)
     ap.add_argument("--dpo-rejected", type=int, default=2)
     ap.add_argument("--dpo-chosen", default=None, help="target, policy or policy-only")
+    ap.add_argument("--dpo-beam", type=int, default=None, help="beams per query when mining")
     ap.add_argument("--hybrid-c", type=float, default=None, help="RRF constant (default 10)")
     ap.add_argument("--hybrid-bm25-weight", type=float, default=1.0)
     ap.add_argument(
@@ -141,6 +142,8 @@ def main() -> int:  # noqa: C901 (one linear script)
     dpo.dpo, dpo.dpo_rejected = True, args.dpo_rejected
     if args.dpo_chosen is not None:
         dpo.dpo_chosen = args.dpo_chosen
+    if args.dpo_beam is not None:
+        dpo.dpo_beam = args.dpo_beam
     cfg = dpo.model_.config
     for key, value in (("dpo_lr", args.dpo_lr), ("dpo_beta", args.dpo_beta),
                        ("dpo_sft_weight", args.dpo_sft_weight)):  # fmt: skip
@@ -202,7 +205,11 @@ def main() -> int:  # noqa: C901 (one linear script)
         "dpo_config": {
             k: getattr(cfg, k) for k in ("dpo_lr", "dpo_beta", "dpo_sft_weight", "dpo_epochs")
         }
-        | {"dpo_rejected": dpo.dpo_rejected, "dpo_chosen": dpo.dpo_chosen},
+        | {
+            "dpo_rejected": dpo.dpo_rejected,
+            "dpo_chosen": dpo.dpo_chosen,
+            "dpo_beam": dpo.dpo_beam,
+        },
         "hybrid": {"c": hy.c, "weights": hy.weights},
         "model": model,
         "history": dpo.model_.history_,

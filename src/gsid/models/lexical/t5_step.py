@@ -79,7 +79,7 @@ class T5Stepper:
                 (self._heads(F.linear(enc, ca.k.weight)), self._heads(F.linear(enc, ca.v.weight)))
             )
         add = torch.zeros(mask.shape, dtype=enc.dtype, device=enc.device)
-        add = add.masked_fill(mask == 0, torch.finfo(enc.dtype).min)[:, None, None, :]  # (N,1,1,S)
+        add = add.masked_fill(mask == 0, torch.finfo(enc.dtype).min)[:, None, None, :]  # (B,1,1,S)
         # (1, H, T, T) causal relative position bias, sliced per step (computed here, not in
         # __init__, for the same reason as _weights)
         bias = self.sa0.compute_bias(self.max_steps, self.max_steps)

@@ -51,9 +51,9 @@ class LexicalRetriever(Retriever):
     index_examples: title -> spans examples for items no training query touches.
     dpo: preference optimisation after SFT; dpo_beam: beams per training query when mining
         rejected span sets; dpo_rejected: rejected sequences per query (each a pair);
-        dpo_chosen: "policy" (the best mined beam that retrieves a relevant item; the span
-        rule's target of the query's most relevant item where none does), "policy-only" (no
-        pair where none does) or "target" (always that target).
+        dpo_chosen: "policy-only" (the best mined beam that retrieves a relevant item; no pair
+        for a query where none does), "policy" (there, the span rule's target of the query's
+        most relevant item instead) or "target" (always that target).
     model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
     """
@@ -75,7 +75,7 @@ class LexicalRetriever(Retriever):
         dpo: bool = True,
         dpo_beam: int = 8,
         dpo_rejected: int = 2,
-        dpo_chosen: str = "policy",
+        dpo_chosen: str = "policy-only",
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
         batch_size: int = 64,
