@@ -378,6 +378,7 @@ class SpanModel:
         ref_c = self.sequence_logprobs(sources, chosen, mc)
         ref_r = self.sequence_logprobs(sources, rejected, mr)
         rng = np.random.default_rng(cfg.seed + 1)
+        torch.manual_seed(cfg.seed + 1)  # dropout: the same run gives the same model
         opt = torch.optim.AdamW(
             decay_groups(self.net_.parameters(), cfg.weight_decay, lr=cfg.dpo_lr)
         )
