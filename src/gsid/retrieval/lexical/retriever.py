@@ -123,7 +123,8 @@ class LexicalRetriever(Retriever):
             "beam_width": self.beam_width, "alpha": self.alpha, "coverage": self.coverage,
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
-            "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen, "model": self.model, "fields": self.fields,
+            "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen,
+            "model": self.model, "fields": self.fields,
             "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
 
@@ -245,7 +246,7 @@ class LexicalRetriever(Retriever):
         return src, chosen, rejected
 
     def _beam_items(self, beam) -> set[int]:
-        """The items whose title holds every span of the beam (rarest span first)."""
+        """The items whose title holds every span of the beam (longest span located first)."""
         items: set[int] | None = None
         for s in sorted(beam.spans, key=len, reverse=True):
             rows, _ = self.index_.locate(list(s))
