@@ -228,6 +228,25 @@ def test_gsid_pretraining_before_sft(dataset, tmp_path):
         LexicalRetriever(model={"pretrain_batches": -1})
 
 
+def test_a_second_field_is_indexed_as_segments(tmp_path):
+    ds = _dataset()
+    ds.items["brand"] = ["acme" if i % 2 else "zenith" for i in range(len(ds.items))]
+    lx = LexicalRetriever(beam_width=4, dpo=False, fields=["title", "brand"],
+                          model={**TINY, "epochs": 1})  # fmt: skip
+    lx.index(ds, show_progress=False)
+    n = len(ds.items)
+    assert lx.index_.n_items == 2 * n and lx.row_item_.tolist() == list(range(n)) * 2
+    # the brand's rows belong to the items: a span located there maps back to an item
+    rows, _ = lx.index_.locate(lx.model_.tokenize(["zenith"])[0])
+    assert rows.min() >= n and set(lx.row_item_[rows].tolist()) == set(range(0, n, 2))
+    res = lx.search(["zenith drill"], k=5)
+    assert {i for i in res.ids[0] if i is not None} <= set(ds.item_ids)
+    lx.save(tmp_path / "lx")
+    assert load_retriever(tmp_path / "lx").search(["zenith drill"], k=5).ids.tolist() == (
+        res.ids.tolist()
+    )
+
+
 def test_bad_input(dataset):
     for bad in ({"n_spans": 0}, {"max_span_tokens": 0}, {"beam_width": 0}):
         with pytest.raises(GsidError, match=">= 1"):

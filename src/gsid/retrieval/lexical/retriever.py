@@ -163,7 +163,7 @@ class LexicalRetriever(Retriever):
         cfg = SpanModelConfig.from_dict({**self.model, "seed": self.seed})
         segments = self._segments(dataset)
         self.model_ = SpanModel(cfg, device=self.device).prepare(
-            segments[:n] + pairs["query"].drop_duplicates().tolist()
+            segments + pairs["query"].drop_duplicates().tolist()  # every field's words
         )
         if cfg.pretrain_batches:
             self.model_.pretrain(dataset, show_progress)
