@@ -53,3 +53,27 @@ def write_results(
     atomic_write_text(json_path, json.dumps(result, indent=2, default=default) + "\n")
     atomic_write_text(md_path, markdown if markdown.endswith("\n") else markdown + "\n")
     return json_path, md_path
+
+
+def write_bench_results(
+    out_dir: str | Path,
+    stem: str,
+    title: str,
+    command: str,
+    result: Any,
+    extra: dict[str, Any],
+    heading: str = "Extra",
+    seed: int | None = 0,
+) -> Path:
+    """A gsid.eval.bench result with provenance and a JSON `extra` section, as
+    out_dir/stem.json + .md (the bench tables, then `heading` and `extra`)."""
+    from gsid.eval.report import render_markdown
+
+    prov = provenance(seed=seed, command=command)
+    md = [f"# {title}", "", *provenance_markdown(prov), "", render_markdown(result), "",
+          f"## {heading}", "", "```json", json.dumps(extra, indent=1, default=float), "```"]  # fmt: skip
+    out = Path(out_dir) / f"{stem}.json"
+    write_results(out, {**prov, "bench": result.to_dict(), "extra": extra}, "\n".join(md),
+                  default=float)  # fmt: skip
+    print(f"wrote {out}")
+    return out

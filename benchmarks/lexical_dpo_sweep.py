@@ -55,15 +55,20 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from _provenance import provenance, provenance_markdown, write_results
+    from _provenance import write_bench_results
     from lexical_homedepot import paired_bootstrap, per_query_recall
 
     from gsid.data.importers import import_dataset
     from gsid.eval.bench import run_bench
-    from gsid.eval.report import format_table, render_markdown
+    from gsid.eval.report import format_table
     from gsid.retrieval.base import load_retriever
 
-    ds = import_dataset("homedepot", args.data)
+    if args.data.startswith("synthetic:"):  # a quick check of the script itself
+        from gsid.data.synthetic import make_marketplace
+
+        ds = make_marketplace(n_items=int(args.data.split(":")[1]), seed=0)
+    else:
+        ds = import_dataset("homedepot", args.data)
     command = "python benchmarks/lexical_dpo_sweep.py " + shlex.join(sys.argv[1:])
     sft = load_retriever(args.sft)
     methods, cache, info = {"SFT": sft}, {}, {}
@@ -88,8 +93,9 @@ def main() -> int:
         methods[name] = r
         info[name] = {"pairs": len(src), "seconds": time.perf_counter() - t0,
                       "history": r.model_.history_[-r.model_.config.dpo_epochs:]}  # fmt: skip
-        logger = logging.getLogger("sweep")
-        logger.info("%s: %d pairs, %.0f s", name, len(src), info[name]["seconds"])
+        logging.getLogger("sweep").info(
+            "%s: %d pairs, %.0f s", name, len(src), info[name]["seconds"]
+        )
     result = run_bench(ds, methods, split="dev", timing=False, command=command,
                        max_queries=args.max_queries)  # fmt: skip
     expected_map = ds.expected("dev")
@@ -102,15 +108,10 @@ def main() -> int:
         }  # fmt: skip
     print(format_table(result))
     print(json.dumps(info, indent=1, default=float))
-    prov = provenance(seed=0, command=command)
-    md = [f"# Lexical route: DPO settings against one SFT model — {ds.name} / dev", "",
-          *provenance_markdown(prov), "", render_markdown(result), "",
-          "## Per setting (pairs, seconds, DPO epochs, bootstrap minus SFT)", "", "```json",
-          json.dumps(info, indent=1, default=float), "```"]  # fmt: skip
-    out = Path(args.out) / f"{args.stem}.json"
-    write_results(out, {**prov, "bench": result.to_dict(), "extra": info}, "\n".join(md),
-                  default=float)  # fmt: skip
-    print(f"wrote {out}")
+    write_bench_results(args.out, args.stem,
+                        f"Lexical route: DPO settings against one SFT model — {ds.name} / dev",
+                        command, result, info,
+                        "Per setting (pairs, seconds, DPO epochs, bootstrap minus SFT)")  # fmt: skip
     return 0
 
 

@@ -90,10 +90,10 @@ def main() -> int:  # noqa: C901 (one linear script)
     import torch
 
     torch.set_num_threads(1)
-    from _provenance import provenance, provenance_markdown, write_results
+    from _provenance import write_bench_results
 
     from gsid.eval.bench import run_bench
-    from gsid.eval.report import format_table, render_markdown
+    from gsid.eval.report import format_table
     from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.fusion import HybridRetriever
     from gsid.retrieval.lexical import LexicalRetriever, SEALRetriever
@@ -217,15 +217,9 @@ def main() -> int:  # noqa: C901 (one linear script)
     table = format_table(result)
     print(table)
     print(json.dumps(extra, indent=1, default=float)[:3000])
-    out = Path(args.out) / f"{args.stem}.json"
-    prov = provenance(seed=0, command=command)
-    record = {**prov, "bench": result.to_dict(), "extra": extra}
-    md = [f"# Lexical generative retrieval — {ds.name} / dev", "", *provenance_markdown(prov),
-          "", render_markdown(result), "", "## Extra (invalid spans, DPO - SFT bootstrap, "
-          "bytes, training time)", "", "```json", json.dumps(extra, indent=1, default=float),
-          "```"]  # fmt: skip
-    write_results(out, record, "\n".join(md), default=float)
-    print(f"wrote {out}")
+    write_bench_results(args.out, args.stem, f"Lexical generative retrieval — {ds.name} / dev",
+                        command, result, extra,
+                        "Extra (invalid spans, DPO - SFT bootstrap, bytes, training time)")  # fmt: skip
     return 0
 
 

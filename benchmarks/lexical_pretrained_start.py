@@ -6,10 +6,10 @@ catalogue tokenizer), on Home Depot `dev` in one `run_bench`, one torch thread e
     SFT model that benchmarks/lexical_homedepot.py --save-dir wrote);
   * optionally scratch trained for --scratch-epochs (a control with about the pre-training's
     extra compute);
-  * pre-trained: a GSID model with that T5 as its backbone (GSIDConfig backbone="t5",
-    t5_config, tokenizer_vocab) runs `gsid.models.pretrain.pretrain` (query generation, item
-    cloze, suffix completion on the catalogue and the train queries) for --pretrain-batches;
-    its T5 and tokenizer are written as a local checkpoint, and LexicalRetriever trains from it
+  * pre-trained: a fresh span model runs GSID's pre-training (SpanModel.pretrain:
+    `gsid.models.pretrain`'s query generation, item cloze and suffix completion on the
+    catalogue and the train queries) for --pretrain-batches; its T5 and tokenizer are written
+    as a local checkpoint (--work), and LexicalRetriever trains from it
     (model={"model_path": checkpoint}) with the same SFT budget.
 Reported: the bench table, the paired bootstrap (pre-trained - scratch) of R@10 and R@100, and
 the pre-training time.
@@ -25,42 +25,31 @@ import json
 import logging
 import shlex
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-# the span model's from-scratch shape (SpanModelConfig defaults), as a transformers.T5Config
-T5_SHAPE = {"d_model": 128, "d_kv": 32, "d_ff": 512, "num_layers": 2, "num_decoder_layers": 2,
-            "num_heads": 4, "dropout_rate": 0.1}  # fmt: skip
 
-
-def pretrained_checkpoint(ds, out: Path, batches: int, lr: float, vocab: int) -> float:
-    """Pre-train a T5-backbone GSID model on `ds` and save its T5 + tokenizer to `out`;
-    returns the seconds it took."""
-    from gsid.models.config import GSIDConfig
-    from gsid.models.model import GSIDModel
-    from gsid.models.pretrain import pretrain
-    from gsid.models.sampling import TrainData
-    from gsid.text.catalogue_tokenizer import train_catalogue_tokenizer
+def pretrained_checkpoint(ds, out: Path, batches: int, lr: float) -> float:
+    """GSID pre-training of a fresh span model (SpanModel.pretrain, the library's path) and its
+    T5 + tokenizer saved to `out` as a local checkpoint; returns the seconds it took."""
+    from gsid.models.lexical.span_model import SpanModel, SpanModelConfig
 
     t0 = time.perf_counter()
-    cfg = GSIDConfig(backbone="t5", t5_config=T5_SHAPE, tokenizer_vocab=vocab,
-                     pretrain_batches=batches, pretrain_lr=lr)  # fmt: skip
-    data = TrainData.from_dataset(ds, "train", cfg.pseudo_queries_per_item, cfg.seed)
-    with tempfile.TemporaryDirectory() as tmp:
-        # the texts LexicalRetriever trains its own tokenizer on: titles + train queries
-        pairs = ds.training_pairs("train")
-        texts = ds.items["title"].astype(str).tolist() + pairs["query"].drop_duplicates().tolist()
-        tok = train_catalogue_tokenizer(texts, vocab, Path(tmp) / "tok")
-        model = GSIDModel.build(cfg, tokenizer_dir=tok)
-    pretrain(model, data, cfg)
-    model.backbone.save_pretrained(str(out))
-    model.tokenizer.save_pretrained(str(out))
+    cfg = SpanModelConfig(pretrain_batches=batches, pretrain_lr=lr, num_threads=1)
+    # the texts LexicalRetriever trains its tokenizer on: titles + train queries
+    texts = ds.items["title"].astype(str).tolist()
+    texts += ds.training_pairs("train")["query"].drop_duplicates().tolist()
+    model = SpanModel(cfg).prepare(texts)
+    model.pretrain(ds)
+    model.net_.save_pretrained(str(out))
+    model.tokenizer_.save_pretrained(str(out))
     seconds = time.perf_counter() - t0
-    (out / "pretrain_log.json").write_text(json.dumps(model.pretrain_log_))
+    (out / "pretrain_log.json").write_text(
+        json.dumps([h for h in model.history_ if h["stage"] == "pretrain"])
+    )
     (out / "pretrain_seconds.json").write_text(json.dumps(seconds))
     return seconds
 
@@ -93,12 +82,12 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
-    from _provenance import provenance, provenance_markdown, write_results
+    from _provenance import write_bench_results
     from lexical_homedepot import paired_bootstrap, per_query_recall
 
     from gsid.data.importers import import_dataset
     from gsid.eval.bench import run_bench
-    from gsid.eval.report import format_table, render_markdown
+    from gsid.eval.report import format_table
     from gsid.retrieval.base import load_retriever
     from gsid.retrieval.lexical import LexicalRetriever
 
@@ -113,7 +102,7 @@ def main() -> int:
     ckpt = work / "gsid_pretrained_t5"
     work.mkdir(parents=True, exist_ok=True)
     if not (ckpt / "config.json").is_file():
-        pretrained_checkpoint(ds, ckpt, args.pretrain_batches, args.pretrain_lr, 4096)
+        pretrained_checkpoint(ds, ckpt, args.pretrain_batches, args.pretrain_lr)
     pre_s = json.loads((ckpt / "pretrain_seconds.json").read_text())  # when it was trained
     model = {"epochs": args.epochs, "num_threads": 1, "batch_size": 64}
     pre_model = {**model, "model_path": str(ckpt)}
@@ -159,14 +148,9 @@ def main() -> int:
     }
     print(format_table(result))
     print(json.dumps(extra, indent=1, default=float))
-    prov = provenance(seed=0, command=command)
-    md = [f"# Lexical route: GSID pre-training start vs scratch — {ds.name} / dev", "",
-          *provenance_markdown(prov), "", render_markdown(result), "", "## Extra", "",
-          "```json", json.dumps(extra, indent=1, default=float), "```"]  # fmt: skip
-    out = Path(args.out) / f"{args.stem}.json"
-    write_results(out, {**prov, "bench": result.to_dict(), "extra": extra}, "\n".join(md),
-                  default=float)  # fmt: skip
-    print(f"wrote {out}")
+    write_bench_results(args.out, args.stem,
+                        f"Lexical route: GSID pre-training start vs scratch — {ds.name} / dev",
+                        command, result, extra)  # fmt: skip
     return 0
 
 

@@ -32,7 +32,9 @@ def test_hybrid_of_bm25_and_dense_grows_and_persists(split, tmp_path):
     assert r.catalogue_ is not None and all(p.catalogue_ is None for p in r.retrievers)
     r.save(tmp_path / "h")
     r = gsid.load(tmp_path / "h")
+    assert r.titles([new["item_id"].iloc[0]]) == [None]  # not in the catalogue yet
     r.add(new)
+    assert r.titles([new["item_id"].iloc[0]]) == [new["title"].iloc[0]]  # the grown table
     title = new["title"].iloc[2]
     ids, _ = r.search([title], 3)
     assert ids[0, 0] == new["item_id"].iloc[2]

@@ -170,8 +170,11 @@ class Retriever(ABC):
 
     def titles(self, item_ids) -> list[str | None]:
         """Titles of `item_ids` from the indexed catalogue (None for an unknown id)."""
-        table = item_titles(self)
-        return [table.get(i) for i in item_ids]
+        # the id -> title table is built once per catalogue (`add` assigns a new one)
+        cached = self.__dict__.get("_title_table")
+        if cached is None or cached[0] is not self.catalogue_:
+            cached = self._title_table = (self.catalogue_, item_titles(self))
+        return [cached[1].get(i) for i in item_ids]
 
     def index_bytes(self) -> int:
         """Bytes of the index needed to answer queries (excluding shared model weights)."""
