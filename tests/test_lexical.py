@@ -147,6 +147,9 @@ def test_wide_beam_equals_brute_force(lexical):
     got = [(b.spans[0], b.score) for b in beams[:10]]
     assert [g[0] for g in got] == [spans[i] for i in order]
     np.testing.assert_allclose([g[1] for g in got], brute[order], rtol=1e-4, atol=1e-4)
+    # each beam carries its span's suffix-array interval (seal_rank reads it, not re-walking)
+    for b in beams:
+        assert b.span_interval == (index.interval(list(b.spans[0])),)
 
 
 def test_seal_rank_formula():
@@ -174,6 +177,27 @@ def test_seal_rank_skips_nested_spans_and_discounts_covered_tokens():
     # (cover 1 - 0.8 + 0.8 * 1/2), and (2,) lies inside both: skipped
     assert items.tolist() == [0]
     assert scores[0] == pytest.approx(w(1) ** 2 + w(2) ** 2 * 0.6, rel=1e-5)
+
+
+@pytest.mark.parametrize("segments", [1, 2])
+def test_seal_rank_frequent_spans_checked_in_candidate_titles(segments):
+    # a span over max_locate occurrences, once depth candidates exist, is looked for in the
+    # candidates' titles (every segment of an item) instead of located: the same scores
+    rng = np.random.default_rng(0)
+    n = 60
+    titles = [rng.integers(1, 9, rng.integers(3, 7)).tolist() for _ in range(n * segments)]
+    index = SpanIndex.build(titles, vocab_size=9)
+    row_item = np.tile(np.arange(n), segments) if segments > 1 else None
+    spans = [(1, 2), (3, 4), (5, 6), (2,), (3,), (7, 8)]
+    logp = np.log([0.3, 0.2, 0.4, 0.1, 0.25, 0.3])
+    lo, hi = index.intervals([list(s) for s in spans])
+    assert (hi - lo)[[3, 4]].min() > 10 and (hi - lo)[[0, 1, 2, 5]].max() <= 10
+    ref = seal_rank(index, spans, logp, n, row_item, depth=n)  # every item fully scored
+    got = seal_rank(index, spans, logp, 5, row_item, depth=5, max_locate=10, intervals=(lo, hi))
+    ref_score = dict(zip(ref[0].tolist(), ref[1].tolist(), strict=True))
+    assert len(got[0]) == 5
+    for item, score in zip(got[0].tolist(), got[1].tolist(), strict=True):
+        assert score == pytest.approx(ref_score[item], rel=1e-6)
 
 
 def test_save_load_same_results(lexical, dataset, tmp_path):

@@ -466,6 +466,12 @@ class SpanModel:
         cross-attention keys/values and the copy bias — stays where it is."""
         self._stepper.reorder(state, src)
 
+    def keep(self, state: dict[str, Any], queries: torch.Tensor) -> None:
+        """Only these query indices (B',) decode further: their cross-attention keys/values and
+        copy bias stay; `reorder` with a src naming their rows (B' * beams) follows."""
+        self._stepper.keep(state, queries)
+        state["copy"] = state["copy"].index_select(0, queries)
+
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:
         self._check()

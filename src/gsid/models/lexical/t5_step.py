@@ -4,6 +4,7 @@
     state = stepper.start(enc_states, enc_mask, beams=W)  # (B, S, d), (B, S): cross K/V once
     logits = stepper.step(state, prev_tokens)         # (N = B * W,) -> (N, V)
     stepper.reorder(state, src)                       # beam j continues old beam src[j]
+    stepper.keep(state, queries)                      # only these queries decode further
 
 Beams b * W .. b * W + W - 1 decode query b and never move to another query, so the
 cross-attention keys/values are kept once per query and every query's W beams attend to them
@@ -122,3 +123,11 @@ class T5Stepper:
             None if kv is None else (kv[0].index_select(0, src), kv[1].index_select(0, src))
             for kv in state["self"]
         ]
+
+    @staticmethod
+    def keep(state: dict[str, Any], queries: torch.Tensor) -> None:
+        """Keep the per-query parts (cross keys/values, mask) of these query indices only; the
+        self-attention cache follows at the next `reorder` (its src names the kept rows)."""
+        state["cross"] = [(k.index_select(0, queries), v.index_select(0, queries))
+                          for k, v in state["cross"]]  # fmt: skip
+        state["mask"] = state["mask"].index_select(0, queries)

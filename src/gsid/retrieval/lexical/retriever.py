@@ -307,14 +307,16 @@ class LexicalRetriever(Retriever):
         beams = self._generate(live, self.beam_width, show_progress) if live else []
         self.invalid_spans_ = getattr(self, "invalid_spans_", 0)
         for i, bs in zip(where, beams, strict=True):
-            best: dict[tuple[int, ...], float] = {}
+            best: dict[tuple[int, ...], tuple[float, tuple[int, int]]] = {}  # logp, interval
             for b in bs:
-                for s, lp in zip(b.spans, b.span_logp, strict=True):
-                    best[s] = max(best.get(s, -np.inf), lp)
+                for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
+                    if s not in best or lp > best[s][0]:
+                        best[s] = (lp, iv)
             spans = list(best)
+            iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
             items, scores = seal_rank(
-                self.index_, spans, [best[s] for s in spans], k, self.row_item_,
-                self.alpha, self.coverage, self.depth, self.max_locate,
+                self.index_, spans, [best[s][0] for s in spans], k, self.row_item_,
+                self.alpha, self.coverage, self.depth, self.max_locate, (iv[:, 0], iv[:, 1]),
             )  # fmt: skip
             out.ids[i, : len(items)] = self.item_ids_[items]
             out.scores[i, : len(items)] = scores

@@ -35,11 +35,6 @@ def span_weights(index: SpanIndex, counts: np.ndarray, logp: np.ndarray) -> np.n
     return np.maximum(0.0, np.log(pq / (1 - pq)) - np.log(pc / (1 - pc)))
 
 
-def _contains(title: list[int], span: tuple[int, ...]) -> bool:
-    n = len(span)
-    return any(tuple(title[i : i + n]) == span for i in range(len(title) - n + 1))
-
-
 def seal_rank(
     index: SpanIndex,
     spans: Sequence[tuple[int, ...]],
@@ -50,12 +45,14 @@ def seal_rank(
     coverage: float = 0.8,
     depth: int = 200,
     max_locate: int = 10000,
+    intervals: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Top-k items (rows of the index, or `row_item[row]` when titles are segments of items)
-    and their scores for one query's distinct spans. -> (k',) int64 items, (k',) float32."""
+    and their scores for one query's distinct spans. -> (k',) int64 items, (k',) float32.
+    `intervals`: the spans' (S,) lo and hi in the index when known (the beams narrowed them)."""
     if not spans:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    lo, hi = index.intervals([list(s) for s in spans])
+    lo, hi = index.intervals([list(s) for s in spans]) if intervals is None else intervals
     counts = hi - lo
     w = span_weights(index, counts, np.asarray(logp))
     keep = np.flatnonzero((w > 0) & (counts > 0))
@@ -74,25 +71,21 @@ def seal_rank(
         pair_item.append(items)
         pair_span.append(np.full(len(items), s))
         n_cand += len(items)
-    items_all = np.concatenate(pair_item)
-    spans_all = np.concatenate(pair_span)
-    # an item may hold a span in several segments: one (item, span) pair each
-    key = np.unique(items_all * len(spans) + spans_all)
-    items_all, spans_all = key // len(spans), key % len(spans)
-    cand, inv = np.unique(items_all, return_inverse=True)
-    upper = np.bincount(inv, weights=w[spans_all] ** alpha, minlength=len(cand))
-    top = np.argsort(-upper, kind="stable")[: max(depth, k)]
-    order = np.argsort(inv, kind="stable")
-    bounds = np.searchsorted(inv[order], np.arange(len(cand) + 1))
-    inside = _inside_matrix(spans)
-    toks = [set(s) for s in spans]
-    full = np.empty(len(top))
-    for j, c in enumerate(top):
-        mine = list(spans_all[order[bounds[c] : bounds[c + 1]]])
-        if deferred:
-            title = _item_tokens(index, int(cand[c]), row_item)
-            mine += [s for s in deferred if any(_contains(t, spans[s]) for t in title)]
-        full[j] = _score(mine, toks, inside, w, alpha, coverage)
+    items_all = np.concatenate(pair_item)  # (M,) one (item, span) pair each: spans are
+    spans_all = np.concatenate(pair_span)  # distinct and each span's items too
+    # candidates (ascending) and their upper bound, the sum of w^alpha of the spans they hold
+    upper = np.bincount(items_all, weights=w[spans_all] ** alpha)
+    cand = np.flatnonzero(np.bincount(items_all))
+    top = np.argsort(-upper[cand], kind="stable")[: max(depth, k)]
+    # (C', S) which spans each fully scored candidate holds
+    slot = np.full(len(upper), -1)
+    slot[cand[top]] = np.arange(len(top))
+    held = slot[items_all] >= 0
+    member = np.zeros((len(top), len(spans)), bool)
+    member[slot[items_all[held]], spans_all[held]] = True
+    if deferred:
+        member[:, deferred] = _holds(index, cand[top], [spans[s] for s in deferred], row_item)
+    full = _scores(member, spans, w, alpha, coverage)
     rank = np.argsort(-full, kind="stable")[:k]
     return cand[top[rank]].astype(np.int64), full[rank].astype(np.float32)
 
@@ -112,24 +105,60 @@ def _inside_matrix(spans: Sequence[tuple[int, ...]]) -> np.ndarray:
     return out
 
 
-def _item_tokens(index: SpanIndex, item: int, row_item: np.ndarray | None) -> list[list[int]]:
-    # segments are field-major (all titles, then the next field's rows): item i owns rows
-    # i, i + N, i + 2N, ...
+def _holds(
+    index: SpanIndex, items: np.ndarray, spans: Sequence[tuple[int, ...]],
+    row_item: np.ndarray | None,
+) -> np.ndarray:  # fmt: skip
+    """(C, D) bool: some segment of item items[c] contains span d. Segments are field-major
+    (all titles, then the next field's rows): item i owns rows i, i + N, i + 2N, ..."""
     stride = index.n_items if row_item is None else int(row_item[-1]) + 1
-    rows = range(item, index.n_items, stride)
-    return [index.title(r).tolist() for r in rows]
-
-
-def _score(mine, toks: list[set], inside: np.ndarray, w, alpha: float, coverage: float) -> float:
-    mine = sorted(mine, key=lambda s: -w[s])
-    taken: list[int] = []
-    covered: set[int] = set()
-    total = 0.0
-    for s in mine:
-        if taken and inside[s, taken].any():
+    rows = (items[:, None] + stride * np.arange(index.n_items // stride)).reshape(-1)
+    begin = index.starts[rows]
+    end = np.append(index.starts, len(index.text))[rows + 1] - 1  # the sentinel's position
+    width = int((end - begin).max())
+    pos = np.minimum(begin[:, None] + np.arange(width), len(index.text) - 1)
+    titles = np.where(
+        pos < end[:, None], index.text[pos].astype(np.int64), -1
+    )  # (R, width), -1 padded
+    out = np.zeros((len(rows), len(spans)), bool)
+    for d, span in enumerate(spans):
+        n = len(span)
+        if n > width:
             continue
-        cover = 1 - coverage + coverage * len(toks[s] - covered) / len(toks[s])
-        total += float(w[s]) ** alpha * cover
-        taken.append(s)
-        covered |= toks[s]
+        hit = np.ones((len(rows), width - n + 1), bool)
+        for j, t in enumerate(span):
+            hit &= titles[:, j : j + width - n + 1] == t
+        out[:, d] = hit.any(1)
+    return out.reshape(len(items), -1, len(spans)).any(1)
+
+
+def _scores(
+    member: np.ndarray, spans: Sequence[tuple[int, ...]], w: np.ndarray, alpha: float,
+    coverage: float,
+) -> np.ndarray:  # fmt: skip
+    """(C,) scores of C candidates from member (C, S), the spans each holds: spans taken in
+    decreasing w, one span at a time for all candidates at once (S is a few dozen, C a few
+    hundred), skipping a span inside one a candidate already took; the coverage discount
+    from the (C, U) distinct query-span tokens each candidate has matched so far."""
+    C, S = member.shape
+    inside = _inside_matrix(spans)
+    vocab = {t: i for i, t in enumerate(sorted({t for s in spans for t in s}))}
+    toks = np.zeros((S, len(vocab)), bool)  # (S, U) the distinct tokens of each span
+    for i, span in enumerate(spans):
+        toks[i, [vocab[t] for t in span]] = True
+    size = toks.sum(1)
+    taken = np.zeros((C, S), bool)
+    covered = np.zeros((C, len(vocab)), bool)
+    total = np.zeros(C)
+    for s in np.argsort(-w, kind="stable"):
+        c = member[:, s]
+        if not c.any():
+            continue
+        if inside[s].any():
+            c &= ~(taken & inside[s]).any(1)
+        c = np.flatnonzero(c)
+        new = (toks[s] & ~covered[c]).sum(1)
+        total[c] += float(w[s]) ** alpha * (1 - coverage + coverage * new / size[s])
+        taken[c, s] = True
+        covered[c] |= toks[s]
     return total

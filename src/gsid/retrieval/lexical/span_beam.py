@@ -2,11 +2,13 @@
 every span it writes occurs in the catalogue.
 
     beams = generate_spans(model, index, queries, beam_width=10, n_spans=3, max_len=4)
-    beams[q] -> [Beam(spans=((17, 3), (88,)), span_logp=(-1.2, -0.4), score=-2.1), ...]
+    beams[q] -> [Beam(spans=((17, 3), (88,)), span_logp=(-1.2, -0.4),
+                   span_interval=((512, 519), (40, 77)), score=-2.1), ...]
 
-Batched over queries x beams (N = B * W rows) with the model's key/value cache (reordered as
-beams move: SpanModel.start / step / reorder). Each beam keeps the suffix-array interval (lo, hi) of the span it is writing and
-its length; at every step its allowed tokens are:
+Batched over queries x beams (N = B * W rows) with the model's key/value cache (SpanModel.
+start / step / reorder as beams move; a query whose W beams have all finished leaves the
+batch, SpanModel.keep). Each beam keeps the suffix-array interval (lo, hi) of the span it is
+writing and its length; at every step its allowed tokens are:
   * writing a span of length 0 < d < max_len: the interval's next tokens (SpanIndex.
     next_tokens: the distinct tokens that follow the span somewhere) and SEP, which closes the
     span (it occurs, by construction; not after punctuation, and a span the beam already wrote
@@ -34,6 +36,7 @@ from gsid.text.span_index import SpanIndex
 class Beam:
     spans: tuple[tuple[int, ...], ...]
     span_logp: tuple[float, ...]  # log-probability of each span's tokens
+    span_interval: tuple[tuple[int, int], ...]  # each span's suffix-array interval [lo, hi)
     score: float  # log-probability of the whole sequence
 
 
@@ -84,10 +87,13 @@ def generate_spans(
     finished = np.zeros(N, bool)
     spans: list[list[tuple[int, ...]]] = [[] for _ in range(N)]
     span_lp: list[list[float]] = [[] for _ in range(N)]
+    span_iv: list[list[tuple[int, int]]] = [[] for _ in range(N)]
     cur: list[list[int]] = [[] for _ in range(N)]
     cur_lp = np.zeros(N)
     prev = torch.zeros(N, dtype=torch.long, device=dev)  # decoder start (pad)
     state = model.start(enc, mask, beams=W)
+    qid = np.arange(B)  # the queries still decoding, in row order
+    out: list[list[Beam]] = [[] for _ in range(B)]
     for _ in range(n_spans * (max_len + 1) + 1):
         logp = model.step(state, prev).float()  # (N, V)
         allowed = _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row,
@@ -96,10 +102,10 @@ def generate_spans(
         # in place: the tokens a beam may write keep their log-probabilities (read below)
         logp.masked_fill_(torch.from_numpy(~allowed).to(dev), -torch.inf)
         logp[torch.from_numpy(finished).to(dev), end] = 0.0  # a finished beam stays as it is
-        total = (logp + torch.from_numpy(score).to(dev, torch.float32)[:, None]).view(B, W * V)
+        total = (logp + torch.from_numpy(score).to(dev, torch.float32)[:, None]).view(-1, W * V)
         best, top = torch.topk(total, W, dim=1)  # (B, W) each, best first
         top = top.cpu().numpy()
-        src = (np.arange(B)[:, None] * W + top // V).reshape(-1)  # (N,) flat source beam
+        src = (np.arange(len(qid))[:, None] * W + top // V).reshape(-1)  # (N,) source beam
         tok = (top % V).reshape(-1)
         new_score = best.cpu().numpy().reshape(-1).astype(np.float64)
         step_lp = np.where(finished[src], 0.0, logp[src, tok].cpu().numpy())
@@ -107,6 +113,7 @@ def generate_spans(
         lo, hi, depth, done, fin = lo[src], hi[src], depth[src], done[src], finished[src]
         spans = [list(spans[s]) for s in src]
         span_lp = [list(span_lp[s]) for s in src]
+        span_iv = [list(span_iv[s]) for s in src]
         cur = [list(cur[s]) for s in src]
         cur_lp = cur_lp[src]
         dead = ~np.isfinite(new_score)
@@ -116,6 +123,7 @@ def generate_spans(
         for i in np.flatnonzero(is_sep):
             spans[i].append(tuple(cur[i]))
             span_lp[i].append(float(cur_lp[i]))
+            span_iv[i].append((int(lo[i]), int(hi[i])))
             cur[i] = []
         done[is_sep] += 1
         cur_lp[is_sep] = 0.0
@@ -130,16 +138,43 @@ def generate_spans(
                 cur[i].append(int(tok[i]))
         finished = fin | is_end
         score = new_score
-        model.reorder(state, torch.as_tensor(src, device=dev))
-        prev = torch.as_tensor(tok, device=dev)
-        if finished.all():
-            break
-    out: list[list[Beam]] = []
-    for b in range(B):
-        rows = [i for i in range(b * W, (b + 1) * W) if np.isfinite(score[i]) and spans[i]]
-        rows.sort(key=lambda i: -score[i])
-        out.append([Beam(tuple(spans[i]), tuple(span_lp[i]), float(score[i])) for i in rows])
+        # a query whose W beams have all finished leaves the batch: its rows are not decoded
+        rows = np.arange(len(src))
+        over = finished.reshape(-1, W).all(1)
+        if over.any():
+            for b in np.flatnonzero(over):
+                out[qid[b]] = _collect(range(b * W, (b + 1) * W), spans, span_lp, span_iv, score)
+            live = np.flatnonzero(~over)
+            if len(live) == 0:
+                break
+            rows = (live[:, None] * W + np.arange(W)).reshape(-1)
+            qid = qid[live]
+            lo, hi, depth, done, finished = (
+                lo[rows],
+                hi[rows],
+                depth[rows],
+                done[rows],
+                finished[rows],
+            )
+            score, cur_lp = score[rows], cur_lp[rows]
+            spans = [spans[i] for i in rows]
+            span_lp = [span_lp[i] for i in rows]
+            span_iv = [span_iv[i] for i in rows]
+            cur = [cur[i] for i in rows]
+            model.keep(state, torch.as_tensor(live, device=dev))
+        model.reorder(state, torch.as_tensor(src[rows], device=dev))
+        prev = torch.as_tensor(tok[rows], device=dev)
+    else:  # the step budget ran out: what is left stops here
+        for b in range(len(qid)):
+            out[qid[b]] = _collect(range(b * W, (b + 1) * W), spans, span_lp, span_iv, score)
     return out
+
+
+def _collect(rows, spans, span_lp, span_iv, score) -> list[Beam]:
+    """One query's beams that wrote a span, best first."""
+    rows = sorted((i for i in rows if np.isfinite(score[i]) and spans[i]), key=lambda i: -score[i])
+    return [Beam(tuple(spans[i]), tuple(span_lp[i]), tuple(span_iv[i]), float(score[i]))
+            for i in rows]  # fmt: skip
 
 
 def _allowed(index, lo, hi, depth, done, finished, spans, cur, start_row, no_end, n_spans,
