@@ -2,6 +2,7 @@
 (never a span of count 0; a wide beam equals brute-force enumeration), SEAL scoring, the
 lexical and seal retrievers (train, search, save/load, hybrid with BM25), bad input."""
 
+import copy
 import logging
 
 import numpy as np
@@ -271,6 +272,15 @@ def test_a_second_field_is_indexed_as_segments(tmp_path):
     )
 
 
+def test_the_tokengrams_backend_builds_the_same_span_index(lexical, dataset):
+    pytest.importorskip("tokengrams")
+    other = copy.copy(lexical)
+    other.index_backend = "tokengrams"
+    other._build_index(other._segments(dataset), len(dataset.items))
+    np.testing.assert_array_equal(other.index_.sa, lexical.index_.sa)
+    assert other.config()["index_backend"] == "tokengrams"
+
+
 def test_bad_input(dataset):
     for bad in ({"n_spans": 0}, {"max_span_tokens": 0}, {"beam_width": 0}):
         with pytest.raises(GsidError, match=">= 1"):
@@ -279,6 +289,8 @@ def test_bad_input(dataset):
         LexicalRetriever(span_rule="nope")
     with pytest.raises(GsidError, match="unknown span model option"):
         LexicalRetriever(model={"nope": 1})
+    with pytest.raises(GsidError, match="index_backend 'sais' is unknown"):
+        SEALRetriever(index_backend="sais")
     with pytest.raises(DataValidationError, match="fields"):
         LexicalRetriever(fields=["colour"], model={**TINY, "epochs": 1}).index(dataset)
 

@@ -4,7 +4,7 @@ save / memory-mapped load; bad input and damaged files fail clearly."""
 import numpy as np
 import pytest
 
-from gsid.errors import ArtifactError, DataValidationError
+from gsid.errors import ArtifactError, DataValidationError, GsidError
 from gsid.text.span_index import SpanIndex
 
 V = 6
@@ -76,7 +76,21 @@ def test_save_load_mmap(index, tmp_path):
     assert index.nbytes() / index.n_tokens <= 16 + 8 * (V + 1) / index.n_tokens + 8
 
 
+@pytest.mark.parametrize("vocab", [V, 70_000])  # uint16 and uint32 texts
+def test_tokengrams_backend_builds_the_same_array(vocab, capfd):
+    pytest.importorskip("tokengrams")
+    rng = np.random.default_rng(1)
+    titles = [rng.integers(0, vocab, rng.integers(0, 9)).tolist() for _ in range(500)]
+    ref = SpanIndex.build(titles, vocab_size=vocab)
+    got = SpanIndex.build(titles, vocab_size=vocab, backend="tokengrams")
+    np.testing.assert_array_equal(got.sa, ref.sa)
+    np.testing.assert_array_equal(got.text, ref.text)
+    assert capfd.readouterr().out == ""  # its builder's progress line is silenced
+
+
 def test_bad_input():
+    with pytest.raises(GsidError, match="backend 'sais' is unknown"):
+        SpanIndex.build([[1]], backend="sais")
     with pytest.raises(DataValidationError, match="empty"):
         SpanIndex.build([])
     with pytest.raises(DataValidationError, match="tokenise to nothing"):

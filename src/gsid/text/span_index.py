@@ -10,8 +10,10 @@ occur, how often, which tokens may follow a span, and which items contain it.
 
 Layout. The titles' tokens are concatenated with a sentinel after every title
 (`text = t_0 # t_1 # ... t_{N-1} #`, `#` = the largest value of the token dtype, never a real
-token), so no n-gram crosses two titles; `sa` is the suffix array of `text` (pydivsufsort's
-libdivsufsort, in C: no hand-written sort) and `starts` the offset of every title in `text`.
+token), so no n-gram crosses two titles; `sa` is the suffix array of `text` and `starts` the
+offset of every title in `text`. The suffix array comes from a library, never a hand-written
+sort: pydivsufsort's libdivsufsort (C, the default) or, with `backend="tokengrams"` (the
+`gsid[tokengrams]` extra), tokengrams' Rust builder (multi-threaded); both give the same array.
 The suffixes that begin with a span P form one contiguous interval [lo, hi) of `sa`, and
 within it `text[sa[i] + len(P)]` is sorted: adding one token is two binary searches inside
 the interval, so a beam keeps its (lo, hi) and narrows it one token per step, never re-walking
@@ -23,7 +25,10 @@ Bytes: int32 `sa` + uint16 `text` (uint32 for vocabularies >= 65,535) = 6 bytes 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -32,9 +37,47 @@ import numpy as np
 from gsid._io import atomic_dir, read_manifest, write_manifest
 from gsid.errors import ArtifactError, DataValidationError, GsidError
 
+BACKENDS = ("divsufsort", "tokengrams")
 KIND = "gsid-span-index"
 FORMAT_VERSION = 1
 _FILES = ("text.npy", "sa.npy", "starts.npy", "first.npy")
+
+
+def _suffix_array(text: np.ndarray, backend: str) -> np.ndarray:
+    """(T,) int32 suffix array of an integer text (uint16 or uint32 tokens)."""
+    if backend == "divsufsort":
+        from pydivsufsort import divsufsort
+
+        return divsufsort(text).astype(np.int32, copy=False)  # C; integer alphabet
+    try:
+        import tokengrams
+    except ImportError as e:
+        raise GsidError(
+            "the tokengrams span index backend needs the tokengrams package: "
+            "pip install 'gsid[tokengrams]', or use backend='divsufsort'"
+        ) from e
+    # tokengrams builds from a token file into a file of u64 suffix offsets
+    with tempfile.TemporaryDirectory(prefix="gsid-spans-") as tmp:
+        tokens, table = os.path.join(tmp, "tokens.bin"), os.path.join(tmp, "table.bin")
+        text.astype(text.dtype.newbyteorder("<"), copy=False).tofile(tokens)
+        vocab = 2**16 if text.dtype == np.uint16 else 2**32
+        with _quiet_stdout():  # its builder prints a progress line whatever `verbose` says
+            tokengrams.MemmapIndex.build(tokens, table, vocab=vocab, verbose=False)
+        return np.fromfile(table, np.dtype("<u8")).astype(np.int32)
+
+
+@contextlib.contextmanager
+def _quiet_stdout():
+    """Send what native code writes to file descriptor 1 to /dev/null meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 class SpanIndex:
@@ -55,12 +98,16 @@ class SpanIndex:
     # ------------------------------------------------------------------ build
     @classmethod
     def build(
-        cls, token_lists: Sequence[Sequence[int]], vocab_size: int | None = None
+        cls,
+        token_lists: Sequence[Sequence[int]],
+        vocab_size: int | None = None,
+        backend: str = "divsufsort",
     ) -> SpanIndex:
-        """Index one token-id sequence per item (item i = row i). Raises DataValidationError on
-        an empty catalogue or when every title is empty."""
-        from pydivsufsort import divsufsort
-
+        """Index one token-id sequence per item (item i = row i); `backend` builds the suffix
+        array: "divsufsort" or "tokengrams". Raises DataValidationError on an empty catalogue
+        or when every title is empty."""
+        if backend not in BACKENDS:
+            raise GsidError(f"span index backend {backend!r} is unknown; choose one of {BACKENDS}")
         n = len(token_lists)
         if n == 0:
             raise DataValidationError(
@@ -88,7 +135,7 @@ class SpanIndex:
         text[np.repeat(starts, lengths) + offs] = flat
         if len(text) > np.iinfo(np.int32).max:
             raise GsidError(f"{len(text)} tokens: more than an int32 suffix array holds")
-        sa = divsufsort(text).astype(np.int32, copy=False)  # C; integer alphabet
+        sa = _suffix_array(text, backend)
         # first-token table: the interval of every single token (depth 0 is the widest)
         head = text[sa]
         first = np.searchsorted(head, np.arange(top + 1), side="left").astype(np.int64)

@@ -36,7 +36,7 @@ from gsid.models.lexical.targets import RULES, TitleSpans
 from gsid.retrieval.base import Retriever, SearchResults
 from gsid.retrieval.lexical.scoring import seal_rank
 from gsid.retrieval.lexical.span_beam import generate_spans, start_tokens
-from gsid.text.span_index import SpanIndex
+from gsid.text.span_index import BACKENDS, SpanIndex
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class LexicalRetriever(Retriever):
         most relevant item instead) or "target" (always that target).
     model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
+    index_backend: the suffix-array builder, "divsufsort" or "tokengrams" (SpanIndex.build).
     """
 
     name = "lexical"
@@ -78,6 +79,7 @@ class LexicalRetriever(Retriever):
         dpo_chosen: str = "policy-only",
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
+        index_backend: str = "divsufsort",
         batch_size: int = 64,
         seed: int = 0,
         device: str | None = None,
@@ -111,6 +113,11 @@ class LexicalRetriever(Retriever):
         self.dpo_chosen = dpo_chosen
         self.model = model
         self.fields = list(fields or ["title"])
+        if index_backend not in BACKENDS:
+            raise GsidError(
+                f"index_backend {index_backend!r} is unknown; choose one of {list(BACKENDS)}"
+            )
+        self.index_backend = index_backend
         self.batch_size, self.seed, self.device = int(batch_size), int(seed), device
         self.model_: SpanModel | None = None
         self.index_: SpanIndex | None = None
@@ -124,7 +131,7 @@ class LexicalRetriever(Retriever):
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
             "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen,
-            "model": self.model, "fields": self.fields,
+            "model": self.model, "fields": self.fields, "index_backend": self.index_backend,
             "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
 
@@ -145,7 +152,7 @@ class LexicalRetriever(Retriever):
         toks = self.model_.tokenize(segments)
         unk = self.model_.tokenizer_.unk_token_id
         toks = [[t for t in row if t != unk] for row in toks]  # [UNK] is no span
-        self.index_ = SpanIndex.build(toks, vocab_size=self.model_.vocab_size)
+        self.index_ = SpanIndex.build(toks, self.model_.vocab_size, self.index_backend)
         self.row_item_ = np.tile(np.arange(n_items, dtype=np.int32), len(self.fields))
 
     def index(self, dataset, show_progress: bool | None = None) -> LexicalRetriever:
@@ -374,6 +381,7 @@ class SEALRetriever(LexicalRetriever):
         index_examples: bool = True,
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
+        index_backend: str = "divsufsort",
         batch_size: int = 64,
         seed: int = 0,
         device: str | None = None,
@@ -382,7 +390,8 @@ class SEALRetriever(LexicalRetriever):
             n_spans=seal_samples, max_span_tokens=max_span_tokens, span_rule="seal",
             beam_width=beam_width, alpha=alpha, coverage=coverage, depth=depth,
             max_locate=max_locate, index_examples=index_examples, dpo=False, model=model,
-            fields=fields, batch_size=batch_size, seed=seed, device=device,
+            fields=fields, index_backend=index_backend, batch_size=batch_size, seed=seed,
+            device=device,
         )  # fmt: skip
         self.seal_samples = int(seal_samples)
 
