@@ -9,8 +9,11 @@ each setting minus SFT on R@10 and R@100.
     taskset -c 0 python benchmarks/lexical_dpo_sweep.py --sft runs/lexical_hd/sft \\
         --setting 'dpo_chosen=policy,dpo_lr=2e-4,dpo_beta=0.1' --setting 'dpo_chosen=target'
 
-A setting is comma-separated OPTION=VALUE: dpo_chosen, dpo_rejected, dpo_beam (retriever
-options) and dpo_lr, dpo_beta, dpo_sft_weight, dpo_epochs (SpanModelConfig).
+A setting is comma-separated OPTION=VALUE: dpo_chosen, dpo_rejected, dpo_beam, dpo_rounds
+(retriever options; rounds after the first mine with the model of the round before) and
+dpo_lr, dpo_beta, dpo_sft_weight, dpo_epochs (SpanModelConfig). Besides all of dev, each
+setting's bootstrap is also given on the random halves A and B of lexical_search_tuning.py
+(seed 0), so that a setting chosen on A can be checked on B.
 """
 
 from __future__ import annotations
@@ -24,10 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-RETRIEVER_KEYS = ("dpo_chosen", "dpo_rejected", "dpo_beam")
+RETRIEVER_KEYS = ("dpo_chosen", "dpo_rejected", "dpo_beam", "dpo_rounds")
 MODEL_KEYS = ("dpo_lr", "dpo_beta", "dpo_sft_weight", "dpo_epochs")
 
 
@@ -89,6 +94,10 @@ def main() -> int:
             cache[mine] = r.preference_pairs(ds)
         src, chosen, rejected = cache[mine]
         r.model_.fit_preferences(src, chosen, rejected)
+        for _ in range(1, r.dpo_rounds):  # iterative DPO: mine again with this model
+            more = r.preference_pairs(ds)
+            r.model_.fit_preferences(*more)
+            src = src + more[0]
         name = f"SFT+DPO {text}"
         methods[name] = r
         info[name] = {"pairs": len(src), "seconds": time.perf_counter() - t0,
@@ -100,12 +109,18 @@ def main() -> int:
                        max_queries=args.max_queries)  # fmt: skip
     expected_map = ds.expected("dev")
     expected = [expected_map[q] for q in result.query_ids]
+    # the halves of lexical_search_tuning.py: dev queries with expected items, in split order
+    order = [q for q in ds.split_queries("dev")["query_id"] if q in expected_map]
+    half_of = dict(zip(order, np.random.default_rng(0).permutation(len(order)) % 2, strict=True))
+    half = np.array([half_of[q] for q in result.query_ids])
     for name in info:
-        info[name]["minus_sft"] = {
-            k: paired_bootstrap(per_query_recall(result, "SFT", expected, k),
-                                per_query_recall(result, name, expected, k))
-            for k in (10, 100)
-        }  # fmt: skip
+        sft_r = {k: per_query_recall(result, "SFT", expected, k) for k in (10, 100)}
+        dpo_r = {k: per_query_recall(result, name, expected, k) for k in (10, 100)}
+        info[name]["minus_sft"] = {k: paired_bootstrap(sft_r[k], dpo_r[k]) for k in (10, 100)}
+        for part, mask in (("A", half == 0), ("B", half == 1)):
+            info[name][f"minus_sft_{part}"] = {
+                k: paired_bootstrap(sft_r[k][mask], dpo_r[k][mask]) for k in (10, 100)
+            }
     print(format_table(result))
     print(json.dumps(info, indent=1, default=float))
     write_bench_results(args.out, args.stem,

@@ -110,6 +110,20 @@ def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, d
         LexicalRetriever(dpo_chosen="best")
 
 
+def test_dpo_rounds_mine_again_with_the_new_model(lexical, dataset):
+    lx = copy.deepcopy(lexical)
+    lx.dpo_chosen, lx.dpo_rounds = "policy", 2
+    before = sum(h["stage"] == "dpo" for h in lx.model_.history_)
+    first = len(lx.preference_pairs(dataset)[0])
+    lx.optimise_preferences(dataset)
+    # two rounds of dpo_epochs (2) each; the second round's pairs come from the first's model
+    assert sum(h["stage"] == "dpo" for h in lx.model_.history_) == before + 4
+    assert lx.n_preference_pairs_ > first > 0
+    assert LexicalRetriever(**lx.config()).dpo_rounds == 2
+    with pytest.raises(GsidError, match="dpo_rounds must be an integer >= 1"):
+        LexicalRetriever(dpo_rounds=0)
+
+
 def test_generated_spans_always_occur(lexical):
     rng = np.random.default_rng(0)
     words = NOUNS + ADJS + ["pro", "gnome", "zebra", "cordless", "kit", "garden"]

@@ -53,7 +53,8 @@ class LexicalRetriever(Retriever):
         rejected span sets; dpo_rejected: rejected sequences per query (each a pair);
         dpo_chosen: "policy-only" (the best mined beam that retrieves a relevant item; no pair
         for a query where none does), "policy" (there, the span rule's target of the query's
-        most relevant item instead) or "target" (always that target).
+        most relevant item instead) or "target" (always that target); dpo_rounds: rounds of
+        mining with the current model and DPO against it (iterative DPO; 1: against SFT).
     model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
     index_backend: the suffix-array builder, "divsufsort" or "tokengrams" (SpanIndex.build).
@@ -77,6 +78,7 @@ class LexicalRetriever(Retriever):
         dpo_beam: int = 8,
         dpo_rejected: int = 2,
         dpo_chosen: str = "policy-only",
+        dpo_rounds: int = 1,
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
         index_backend: str = "divsufsort",
@@ -86,7 +88,8 @@ class LexicalRetriever(Retriever):
     ) -> None:
         super().__init__()
         for name, v in (("n_spans", n_spans), ("max_span_tokens", max_span_tokens),
-                        ("beam_width", beam_width), ("batch_size", batch_size)):  # fmt: skip
+                        ("beam_width", beam_width), ("batch_size", batch_size),
+                        ("dpo_rounds", dpo_rounds)):  # fmt: skip
             if not isinstance(v, int | np.integer) or v < 1:
                 raise GsidError(f"{name} must be an integer >= 1, got {v!r}")
         if isinstance(span_rule, str) and span_rule not in RULES:
@@ -111,6 +114,7 @@ class LexicalRetriever(Retriever):
                 f"dpo_chosen must be 'target', 'policy' or 'policy-only', got {dpo_chosen!r}"
             )
         self.dpo_chosen = dpo_chosen
+        self.dpo_rounds = int(dpo_rounds)
         self.model = model
         self.fields = list(fields or ["title"])
         if index_backend not in BACKENDS:
@@ -131,6 +135,7 @@ class LexicalRetriever(Retriever):
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
             "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen,
+            "dpo_rounds": self.dpo_rounds,
             "model": self.model, "fields": self.fields, "index_backend": self.index_backend,
             "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
@@ -277,11 +282,15 @@ class LexicalRetriever(Retriever):
     def optimise_preferences(
         self, dataset, spans: TitleSpans | None = None, show_progress: bool | None = None
     ) -> LexicalRetriever:
-        """DPO on pairs mined with the current (SFT) model; the reference is that model."""
-        src, chosen, rejected = self.preference_pairs(dataset, spans, show_progress)
-        logger.info("DPO: %d preference pairs", len(src))
-        self.n_preference_pairs_ = len(src)
-        if src:
+        """`dpo_rounds` rounds of DPO on pairs mined with the current model (the SFT model in
+        the first round), the reference being the model the round starts from."""
+        self.n_preference_pairs_ = 0
+        for r in range(self.dpo_rounds):
+            src, chosen, rejected = self.preference_pairs(dataset, spans, show_progress)
+            logger.info("DPO round %d: %d preference pairs", r + 1, len(src))
+            self.n_preference_pairs_ += len(src)
+            if not src:
+                break
             with torch_threads(self.model_.config.num_threads):
                 self.model_.fit_preferences(src, chosen, rejected, show_progress)
         return self
@@ -312,22 +321,27 @@ class LexicalRetriever(Retriever):
         live = [q for q, ok in zip(queries, known, strict=True) if ok]
         where = [i for i, ok in enumerate(known) if ok]
         beams = self._generate(live, self.beam_width, show_progress) if live else []
-        self.invalid_spans_ = getattr(self, "invalid_spans_", 0)
         for i, bs in zip(where, beams, strict=True):
-            best: dict[tuple[int, ...], tuple[float, tuple[int, int]]] = {}  # logp, interval
-            for b in bs:
-                for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
-                    if s not in best or lp > best[s][0]:
-                        best[s] = (lp, iv)
-            spans = list(best)
-            iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
-            items, scores = seal_rank(
-                self.index_, spans, [best[s][0] for s in spans], k, self.row_item_,
-                self.alpha, self.coverage, self.depth, self.max_locate, (iv[:, 0], iv[:, 1]),
-            )  # fmt: skip
+            items, scores = self._rank_beams(bs, k)
             out.ids[i, : len(items)] = self.item_ids_[items]
             out.scores[i, : len(items)] = scores
         return out
+
+    def _rank_beams(self, beams: list, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """One query's beams -> its top-k item rows and scores: every distinct span with its
+        best log-probability and its interval, SEAL-scored (so scoring settings can be tried
+        on beams generated once)."""
+        best: dict[tuple[int, ...], tuple[float, tuple[int, int]]] = {}  # logp, interval
+        for b in beams:
+            for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
+                if s not in best or lp > best[s][0]:
+                    best[s] = (lp, iv)
+        spans = list(best)
+        iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
+        return seal_rank(
+            self.index_, spans, [best[s][0] for s in spans], k, self.row_item_,
+            self.alpha, self.coverage, self.depth, self.max_locate, (iv[:, 0], iv[:, 1]),
+        )  # fmt: skip
 
     def generated_spans(self, queries: list[str]) -> list[list[tuple[int, ...]]]:
         """The distinct spans the beams write for each query (for diagnostics and tests)."""
@@ -397,7 +411,8 @@ class SEALRetriever(LexicalRetriever):
 
     def config(self) -> dict[str, Any]:
         c = super().config()
-        for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected", "dpo_chosen"):
+        for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected", "dpo_chosen",
+                    "dpo_rounds"):  # fmt: skip
             c.pop(key)
         return {**c, "seal_samples": self.seal_samples}
 
