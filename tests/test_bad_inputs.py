@@ -389,6 +389,26 @@ def test_sigterm_cleans_up_and_a_kill_leaves_nothing_forever(ws):
     assert not list(ws.glob(".ds.*"))
 
 
+def test_sigterm_in_a_finaliser_is_delivered_again(monkeypatch):
+    """A signal handled inside __del__ (the garbage collector runs finalisers anywhere) must
+    not be lost: Python drops exceptions raised there, so the handler re-sends it."""
+    import gsid.cli as cli
+
+    timers = []
+    monkeypatch.setattr(cli.threading, "Timer", lambda *a: timers.append(a) or type(
+        "T", (), {"start": lambda self: None})())  # fmt: skip
+
+    class Finalised:
+        def __del__(self):
+            cli._on_sigterm(signal.SIGTERM, sys._getframe())
+
+    Finalised()  # no exception escapes the finaliser, a re-delivery is scheduled
+    assert len(timers) == 1 and timers[0][1] is os.kill
+    assert timers[0][2] == (os.getpid(), signal.SIGTERM)
+    with pytest.raises(cli._Terminated):
+        cli._on_sigterm(signal.SIGTERM, sys._getframe())
+
+
 def test_sigterm_removes_temporary_directories(ws, tmp_path_factory):
     """dense-ft trains into a temporary directory; SIGTERM must remove it like Ctrl-C does."""
     tmpdir = tmp_path_factory.mktemp("tmpdir")

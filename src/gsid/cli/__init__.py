@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import traceback
 
 from gsid.cli import bench, data, ids, index, serve
@@ -59,6 +60,15 @@ class _Terminated(BaseException):
 
 
 def _on_sigterm(signum, frame):
+    # Python runs the handler at whatever bytecode the main thread is at; inside a finaliser
+    # (__del__, run by the garbage collector anywhere) a raised exception is printed and
+    # dropped, and the process would go on as if never signalled: deliver it again shortly
+    f = frame
+    while f is not None:
+        if f.f_code.co_name == "__del__":
+            threading.Timer(0.05, os.kill, (os.getpid(), signal.SIGTERM)).start()
+            return
+        f = f.f_back
     raise _Terminated
 
 
