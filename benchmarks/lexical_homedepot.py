@@ -67,6 +67,7 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--dpo-rejected", type=int, default=2)
     ap.add_argument("--dpo-chosen", default=None, help="target, policy or policy-only")
     ap.add_argument("--dpo-beam", type=int, default=None, help="beams per query when mining")
+    ap.add_argument("--dpo-rounds", type=int, default=None, help="iterative DPO rounds")
     ap.add_argument("--hybrid-c", type=float, default=None, help="RRF constant (default 10)")
     ap.add_argument("--hybrid-bm25-weight", type=float, default=1.0)
     ap.add_argument(
@@ -144,6 +145,8 @@ def main() -> int:  # noqa: C901 (one linear script)
         dpo.dpo_chosen = args.dpo_chosen
     if args.dpo_beam is not None:
         dpo.dpo_beam = args.dpo_beam
+    if args.dpo_rounds is not None:
+        dpo.dpo_rounds = args.dpo_rounds
     cfg = dpo.model_.config
     for key, value in (("dpo_lr", args.dpo_lr), ("dpo_beta", args.dpo_beta),
                        ("dpo_sft_weight", args.dpo_sft_weight)):  # fmt: skip
@@ -209,6 +212,7 @@ def main() -> int:  # noqa: C901 (one linear script)
             "dpo_rejected": dpo.dpo_rejected,
             "dpo_chosen": dpo.dpo_chosen,
             "dpo_beam": dpo.dpo_beam,
+            "dpo_rounds": dpo.dpo_rounds,
         },
         "hybrid": {"c": hy.c, "weights": hy.weights},
         "model": model,
