@@ -27,8 +27,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -60,6 +58,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from _dev_halves import DevHalves
     from _provenance import write_bench_results
     from lexical_homedepot import paired_bootstrap, per_query_recall
 
@@ -109,10 +108,7 @@ def main() -> int:
                        max_queries=args.max_queries)  # fmt: skip
     expected_map = ds.expected("dev")
     expected = [expected_map[q] for q in result.query_ids]
-    # the halves of lexical_search_tuning.py: dev queries with expected items, in split order
-    order = [q for q in ds.split_queries("dev")["query_id"] if q in expected_map]
-    half_of = dict(zip(order, np.random.default_rng(0).permutation(len(order)) % 2, strict=True))
-    half = np.array([half_of[q] for q in result.query_ids])
+    half = DevHalves(ds).of(result.query_ids)  # the halves of lexical_search_tuning.py
     for name in info:
         sft_r = {k: per_query_recall(result, "SFT", expected, k) for k in (10, 100)}
         dpo_r = {k: per_query_recall(result, name, expected, k) for k in (10, 100)}

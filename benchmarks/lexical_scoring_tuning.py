@@ -21,11 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-METRICS = ("R@1", "R@10", "R@100", "MRR@100")
 
 
 def main() -> int:
@@ -42,31 +39,17 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from _dev_halves import METRICS, DevHalves
     from _provenance import provenance, provenance_markdown, write_results
 
     from gsid.data.importers import import_dataset
-    from gsid.eval.metrics import evaluate
     from gsid.retrieval.base import SearchResults, load_retriever
     from gsid.retrieval.bm25 import BM25Retriever
 
     ds = import_dataset("homedepot", args.data)
     command = "python benchmarks/lexical_scoring_tuning.py " + shlex.join(sys.argv[1:])
-    expected = ds.expected("dev")
-    dev = ds.split_queries("dev")
-    dev = dev[dev["query_id"].isin(list(expected))]
-    qids, queries = dev["query_id"].tolist(), dev["query"].tolist()
-    half = np.random.default_rng(0).permutation(len(qids)) % 2  # 0: A (choose), 1: B (check)
-    buckets = ds.buckets()
-
-    def scores(res) -> dict[str, dict]:
-        out = {}
-        for name, mask in (("A", half == 0), ("B", half == 1), ("all", half >= 0)):
-            rows = np.flatnonzero(mask)
-            sub = type(res)(res.ids[rows], res.scores[rows])
-            rep = evaluate(sub, [qids[i] for i in rows], expected, buckets)
-            out[name] = {m: 100 * rep["overall"][m] for m in METRICS}
-            out[name]["tail R@100"] = 100 * rep["tail"]["R@100"]
-        return out
+    halves = DevHalves(ds)  # A (choose), B (check)
+    queries, half, scores = halves.queries, halves.half, halves.scores
 
     bm25 = BM25Retriever().index(ds, show_progress=False)
     rows = {"bm25": scores(bm25.search(queries, 100))}
@@ -112,7 +95,7 @@ def main() -> int:
     prov = provenance(seed=0, command=command)
     md = [f"# Lexical route: SEAL scoring settings — {ds.name} / dev (chosen on A, checked on B)",
           "", *provenance_markdown(prov), "",
-          f"Halves of the {len(qids)} dev queries with expected items: A {extra['n_queries']['A']},"
+          f"Halves of the {len(queries)} dev queries with expected items: A {extra['n_queries']['A']},"
           f" B {extra['n_queries']['B']} (seeded random split, as in lexical_search_tuning.md). "
           f"Lexical model: `{args.lexical}`, beam {lx.beam_width}, beams generated once "
           f"({beam_s:.0f} s) and re-ranked by each setting. Chosen on A: the highest tail R@100, "

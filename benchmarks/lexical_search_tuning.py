@@ -21,11 +21,8 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
-METRICS = ("R@1", "R@10", "R@100", "MRR@100")
 
 
 def main() -> int:
@@ -42,33 +39,21 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(1)
+    from _dev_halves import METRICS, DevHalves
     from _provenance import provenance, provenance_markdown, write_results
 
     from gsid.data.importers import import_dataset
-    from gsid.eval.metrics import evaluate
     from gsid.retrieval.base import load_retriever
     from gsid.retrieval.bm25 import BM25Retriever
     from gsid.retrieval.fusion import reciprocal_rank_fusion
 
     ds = import_dataset("homedepot", args.data)
     command = "python benchmarks/lexical_search_tuning.py " + shlex.join(sys.argv[1:])
-    expected = ds.expected("dev")
-    dev = ds.split_queries("dev")
-    dev = dev[dev["query_id"].isin(list(expected))]
-    qids, queries = dev["query_id"].tolist(), dev["query"].tolist()
-    half = np.random.default_rng(0).permutation(len(qids)) % 2  # 0: A (choose), 1: B (check)
-    buckets = ds.buckets()
+    halves = DevHalves(ds)  # A (choose), B (check)
+    queries, half = halves.queries, halves.half
 
     def scores(res) -> dict[str, dict]:
-        out = {}
-        for name, mask in (("A", half == 0), ("B", half == 1), ("all", half >= 0)):
-            rows = np.flatnonzero(mask)
-            sub = type(res)(res.ids[rows], res.scores[rows])
-            rep = evaluate(sub, [qids[i] for i in rows], expected, buckets)
-            out[name] = {m: 100 * rep["overall"][m] for m in METRICS}
-            if name == "all":
-                out["tail"] = {m: 100 * rep["tail"][m] for m in ("R@10", "R@100")}
-        return out
+        return halves.scores(res, tail=("R@10", "R@100"))
 
     bm25 = BM25Retriever().index(ds, show_progress=False)
     lists = {"bm25": bm25.search(queries, 100)}
@@ -98,7 +83,7 @@ def main() -> int:
              "| --- | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
     for name, r in rows.items():
         cells = [" / ".join(f"{r[p][m]:.2f}" for m in METRICS) for p in ("A", "B", "all")]
-        tail = f"{r['tail']['R@10']:.2f} / {r['tail']['R@100']:.2f}"
+        tail = f"{r['all']['tail R@10']:.2f} / {r['all']['tail R@100']:.2f}"
         gain = f"{worst_gain(r, 'A'):+.2f} / {worst_gain(r, 'B'):+.2f}"
         mark = " **(chosen on A)**" if name == chosen else ""
         table.append(f"| {name}{mark} | {' | '.join(cells)} | {tail} | {gain} |")
@@ -108,7 +93,7 @@ def main() -> int:
     prov = provenance(seed=0, command=command)
     md = [f"# Lexical route: search-time settings — {ds.name} / dev (chosen on A, checked on B)",
           "", *provenance_markdown(prov), "",
-          f"Halves of the {len(qids)} dev queries with expected items: A {extra['n_queries']['A']},"
+          f"Halves of the {len(queries)} dev queries with expected items: A {extra['n_queries']['A']},"
           f" B {extra['n_queries']['B']} (seeded random split). Lexical model: `{args.lexical}`. "
           "Gains are in points over BM25 on the same half; 'worst gain' is the smallest over "
           "the four metrics.", "", *table, "", "```json", json.dumps(extra, indent=1), "```"]  # fmt: skip
