@@ -103,7 +103,7 @@ def generate_spans(
         logp.masked_fill_(torch.from_numpy(~allowed).to(dev), -torch.inf)
         logp[torch.from_numpy(finished).to(dev), end] = 0.0  # a finished beam stays as it is
         total = (logp + torch.from_numpy(score).to(dev, torch.float32)[:, None]).view(-1, W * V)
-        best, top = torch.topk(total, W, dim=1)  # (B, W) each, best first
+        best, top = torch.topk(total, W, dim=1)  # (B', W) each, best first (B' still live)
         top = top.cpu().numpy()
         src = (np.arange(len(qid))[:, None] * W + top // V).reshape(-1)  # (N,) source beam
         tok = (top % V).reshape(-1)
@@ -149,18 +149,12 @@ def generate_spans(
                 break
             rows = (live[:, None] * W + np.arange(W)).reshape(-1)
             qid = qid[live]
-            lo, hi, depth, done, finished = (
-                lo[rows],
-                hi[rows],
-                depth[rows],
-                done[rows],
-                finished[rows],
+            lo, hi, depth, done, finished, score, cur_lp = (
+                a[rows] for a in (lo, hi, depth, done, finished, score, cur_lp)
             )
-            score, cur_lp = score[rows], cur_lp[rows]
-            spans = [spans[i] for i in rows]
-            span_lp = [span_lp[i] for i in rows]
-            span_iv = [span_iv[i] for i in rows]
-            cur = [cur[i] for i in rows]
+            spans, span_lp, span_iv, cur = (
+                [x[i] for i in rows] for x in (spans, span_lp, span_iv, cur)
+            )
             model.keep(state, torch.as_tensor(live, device=dev))
         model.reorder(state, torch.as_tensor(src[rows], device=dev))
         prev = torch.as_tensor(tok[rows], device=dev)
