@@ -117,9 +117,8 @@ def _holds(
     end = np.append(index.starts, len(index.text))[rows + 1] - 1  # the sentinel's position
     width = int((end - begin).max())
     pos = np.minimum(begin[:, None] + np.arange(width), len(index.text) - 1)
-    titles = np.where(
-        pos < end[:, None], index.text[pos].astype(np.int64), -1
-    )  # (R, width), -1 padded
+    tokens = index.text[pos].astype(np.int64)
+    titles = np.where(pos < end[:, None], tokens, -1)  # (R, width), -1 past a title's end
     out = np.zeros((len(rows), len(spans)), bool)
     for d, span in enumerate(spans):
         n = len(span)
@@ -151,7 +150,7 @@ def _scores(
     covered = np.zeros((C, len(vocab)), bool)
     total = np.zeros(C)
     for s in np.argsort(-w, kind="stable"):
-        c = member[:, s]
+        c = member[:, s].copy()
         if not c.any():
             continue
         if inside[s].any():
