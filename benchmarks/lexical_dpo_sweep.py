@@ -76,6 +76,7 @@ def main() -> int:
     command = "python benchmarks/lexical_dpo_sweep.py " + shlex.join(sys.argv[1:])
     sft = load_retriever(args.sft)
     methods, cache, info = {"SFT": sft}, {}, {}
+    spans = sft._title_spans()  # the catalogue's candidate spans: one index, computed once
     for text in args.setting:
         setting = parse_setting(text)
         t0 = time.perf_counter()
@@ -90,11 +91,11 @@ def main() -> int:
                 setattr(r.model_.config, key, value)
         mine = (r.dpo_chosen, r.dpo_rejected, r.dpo_beam)
         if mine not in cache:
-            cache[mine] = r.preference_pairs(ds)
+            cache[mine] = r.preference_pairs(ds, spans)
         src, chosen, rejected = cache[mine]
         r.model_.fit_preferences(src, chosen, rejected)
         for _ in range(1, r.dpo_rounds):  # iterative DPO: mine again with this model
-            more = r.preference_pairs(ds)
+            more = r.preference_pairs(ds, spans)
             r.model_.fit_preferences(*more)
             src = src + more[0]
         name = f"SFT+DPO {text}"

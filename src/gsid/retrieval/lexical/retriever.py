@@ -286,6 +286,7 @@ class LexicalRetriever(Retriever):
         """`dpo_rounds` rounds of DPO on pairs mined with the current model (the SFT model in
         the first round), the reference being the model the round starts from."""
         self.n_preference_pairs_ = 0
+        spans = spans or self._title_spans()  # the catalogue's candidate spans, once
         for r in range(self.dpo_rounds):
             src, chosen, rejected = self.preference_pairs(dataset, spans, show_progress)
             logger.info("DPO round %d: %d preference pairs", r + 1, len(src))
