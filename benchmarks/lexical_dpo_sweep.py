@@ -2,15 +2,15 @@
 
 Every setting starts from a copy of one saved SFT LexicalRetriever (e.g. the one
 benchmarks/lexical_homedepot.py --save-dir wrote), mines its preference pairs (cached per
-(dpo_chosen, dpo_rejected, dpo_beam): the SFT model is the same) and runs DPO; all settings and
+(dpo_chosen, dpo_rejected, dpo_beam, dpo_retrieve_k): the SFT model is the same) and runs DPO; all settings and
 the SFT row are scored in one run_bench (quality only, timing off) with a paired bootstrap of
 each setting minus SFT on R@10 and R@100.
 
     taskset -c 0 python benchmarks/lexical_dpo_sweep.py --sft runs/lexical_hd/sft \\
         --setting 'dpo_chosen=policy,dpo_lr=2e-4,dpo_beta=0.1' --setting 'dpo_chosen=target'
 
-A setting is comma-separated OPTION=VALUE: dpo_chosen, dpo_rejected, dpo_beam, dpo_rounds
-(retriever options; rounds after the first mine with the model of the round before) and
+A setting is comma-separated OPTION=VALUE: dpo_chosen, dpo_rejected, dpo_beam, dpo_rounds,
+dpo_retrieve_k (retriever options; rounds after the first mine with the model of the round before) and
 dpo_lr, dpo_beta, dpo_sft_weight, dpo_epochs (SpanModelConfig). Besides all of dev, each
 setting's bootstrap is also given on the random halves A and B of lexical_search_tuning.py
 (seed 0), so that a setting chosen on A can be checked on B.
@@ -30,7 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-RETRIEVER_KEYS = ("dpo_chosen", "dpo_rejected", "dpo_beam", "dpo_rounds")
+RETRIEVER_KEYS = ("dpo_chosen", "dpo_rejected", "dpo_beam", "dpo_rounds", "dpo_retrieve_k")
 MODEL_KEYS = ("dpo_lr", "dpo_beta", "dpo_sft_weight", "dpo_epochs")
 
 
@@ -89,7 +89,7 @@ def main() -> int:
             if key in setting:
                 value = int(setting[key]) if key == "dpo_epochs" else setting[key]
                 setattr(r.model_.config, key, value)
-        mine = (r.dpo_chosen, r.dpo_rejected, r.dpo_beam)
+        mine = (r.dpo_chosen, r.dpo_rejected, r.dpo_beam, r.dpo_retrieve_k)
         if mine not in cache:
             cache[mine] = r.preference_pairs(ds, spans)
         src, chosen, rejected = cache[mine]

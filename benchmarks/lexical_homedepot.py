@@ -68,8 +68,12 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--dpo-chosen", default=None, help="target, policy or policy-only")
     ap.add_argument("--dpo-beam", type=int, default=None, help="beams per query when mining")
     ap.add_argument("--dpo-rounds", type=int, default=None, help="iterative DPO rounds")
+    ap.add_argument("--dpo-retrieve-k", type=int, default=None, help="top-k a mined beam retrieves")
     ap.add_argument("--hybrid-c", type=float, default=None, help="RRF constant (default 10)")
-    ap.add_argument("--hybrid-bm25-weight", type=float, default=1.0)
+    ap.add_argument(
+        "--hybrid-bm25-weight", type=float, nargs="+", default=[1.0],
+        help="BM25's RRF weight (lexical's is 1); one hybrid row per value",
+    )  # fmt: skip
     ap.add_argument(
         "--save-dir",
         default=None,
@@ -147,6 +151,8 @@ def main() -> int:  # noqa: C901 (one linear script)
         dpo.dpo_beam = args.dpo_beam
     if args.dpo_rounds is not None:
         dpo.dpo_rounds = args.dpo_rounds
+    if args.dpo_retrieve_k is not None:
+        dpo.dpo_retrieve_k = args.dpo_retrieve_k
     cfg = dpo.model_.config
     for key, value in (("dpo_lr", args.dpo_lr), ("dpo_beta", args.dpo_beta),
                        ("dpo_sft_weight", args.dpo_sft_weight)):  # fmt: skip
@@ -157,12 +163,13 @@ def main() -> int:  # noqa: C901 (one linear script)
     if save:
         dpo.save(save / "dpo")
     more = {"lexical (SFT+DPO)": dpo}
-    fusion = {"weights": [1.0, args.hybrid_bm25_weight]}
-    if args.hybrid_c is not None:
-        fusion["c"] = args.hybrid_c
-    hy = HybridRetriever(retrievers=[dpo, bm25], **fusion)
-    hy.item_ids_ = ds.item_ids
-    more["lexical (SFT+DPO) + bm25"] = hy
+    hybrids = {}
+    for weight in args.hybrid_bm25_weight:
+        fusion = {"weights": [1.0, weight]} | ({"c": args.hybrid_c} if args.hybrid_c else {})
+        hy = HybridRetriever(retrievers=[dpo, bm25], **fusion)
+        hy.item_ids_ = ds.item_ids
+        name = "lexical (SFT+DPO) + bm25" + (f" (bm25 weight {weight:g})" if weight != 1 else "")
+        more[name] = hybrids[name] = hy
     if not args.no_seal:
         if reuse and (save / "seal").is_dir():
             more["seal"] = load_retriever(save / "seal")
@@ -213,8 +220,9 @@ def main() -> int:  # noqa: C901 (one linear script)
             "dpo_chosen": dpo.dpo_chosen,
             "dpo_beam": dpo.dpo_beam,
             "dpo_rounds": dpo.dpo_rounds,
+            "dpo_retrieve_k": dpo.dpo_retrieve_k,
         },
-        "hybrid": {"c": hy.c, "weights": hy.weights},
+        "hybrid": {name: {"c": hy.c, "weights": hy.weights} for name, hy in hybrids.items()},
         "model": model,
         "history": dpo.model_.history_,
     }

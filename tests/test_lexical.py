@@ -53,7 +53,10 @@ def dataset():
 
 @pytest.fixture(scope="module")
 def lexical(dataset):
-    return LexicalRetriever(beam_width=8, model=TINY).index(dataset, show_progress=False)
+    # top-2: on 33 items a top-10 holds a relevant item for every beam (no rejected spans)
+    return LexicalRetriever(beam_width=8, dpo_retrieve_k=2, model=TINY).index(
+        dataset, show_progress=False
+    )
 
 
 def test_multi_span_rule_intent_first_then_rarest():
@@ -81,9 +84,11 @@ def test_search_finds_items_and_only_catalogue_items(lexical, dataset):
     assert any(h["stage"] == "dpo" for h in lexical.model_.history_)
 
 
-@pytest.mark.parametrize("mode", ["target", "policy"])
-def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, dataset, mode):
-    lx = LexicalRetriever(**{**lexical.config(), "dpo_chosen": mode})
+@pytest.mark.parametrize(
+    "mode, k", [("target", 0), ("policy", 0), ("policy", 2), ("policy-only", 2)]
+)
+def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, dataset, mode, k):
+    lx = LexicalRetriever(**{**lexical.config(), "dpo_chosen": mode, "dpo_retrieve_k": k})
     lx.model_, lx.index_, lx.row_item_ = lexical.model_, lexical.index_, lexical.row_item_
     lx.item_ids_ = lexical.item_ids_
     src, chosen, rejected = lx.preference_pairs(dataset)
@@ -93,21 +98,35 @@ def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, d
     rel = pairs.groupby("query")["item_id"].agg(lambda s: {pos[i] for i in s}).to_dict()
     sep, end = lx.model_.sep_id, lx.model_.end_id
 
-    def items(seq):  # the items whose title holds every span of a joined sequence
+    queries = sorted(set(src))  # the mined beams again (decoding is deterministic)
+    beams = dict(zip(queries, lx._generate(queries, lx.dpo_beam), strict=True))
+
+    def mined(q, seq):
+        return next((b for b in beams[q] if lx.model_.join(b.spans) == seq), None)
+
+    def holds_all(seq):  # the items whose title holds every span of a joined sequence
         spans, cur = [], []
         for t in seq:
             if t in (sep, end):
                 spans, cur = ([*spans, tuple(cur)] if cur else spans), []
             else:
                 cur.append(t)
-        return lx._beam_items(type("B", (), {"spans": tuple(spans)})())
+        found = [set(lx.row_item_[lx.index_.locate(list(x))[0]].tolist()) for x in spans]
+        return set.intersection(*found)
 
     for q, c, r in zip(src, chosen, rejected, strict=True):
         assert c != r
-        assert items(c) & rel[q], "a chosen sequence retrieves a relevant item"
-        assert items(r) and not items(r) & rel[q], "a rejected one retrieves only others"
+        # a mined chosen retrieves a relevant item; the span rule's target ("target", and
+        # "policy" where no beam does) has every span in a relevant title
+        b = mined(q, c)
+        hit = lx._retrieved(b) & rel[q] if mode != "target" and b else holds_all(c) & rel[q]
+        assert hit, "a chosen sequence retrieves a relevant item"
+        got = lx._retrieved(mined(q, r))
+        assert got and not got & rel[q], "a rejected one retrieves only others"
     with pytest.raises(GsidError, match="dpo_chosen"):
         LexicalRetriever(dpo_chosen="best")
+    with pytest.raises(GsidError, match="dpo_retrieve_k"):
+        LexicalRetriever(dpo_retrieve_k=-1)
 
 
 def test_dpo_rounds_mine_again_with_the_new_model(lexical, dataset):

@@ -55,7 +55,11 @@ class LexicalRetriever(Retriever):
         for a query where none does), "policy" (there, the span rule's target of the query's
         most relevant item instead) or "target" (always that target); dpo_rounds: rounds of
         mining with the current model and DPO against it (iterative DPO; 1: against SFT
-        only; 3, the default, was the best of 1-5 on half of Home Depot dev).
+        only; 3, the default, was the best of 1-5 on half of Home Depot dev);
+        dpo_retrieve_k: what a mined beam "retrieves": the top dpo_retrieve_k items of its own
+        SEAL ranking (10), or with 0 the items whose title holds all its spans. The latter
+        rewards vague beams (one common span is held by thousands of items, a relevant one
+        among them): DPO then learnt to write one short span and stop, and R@100 fell.
     model: SpanModelConfig options (epochs, d_model, dpo_beta, ...).
     fields: item columns indexed as spans (each a segment of the item).
     index_backend: the suffix-array builder, "divsufsort" or "tokengrams" (SpanIndex.build).
@@ -80,6 +84,7 @@ class LexicalRetriever(Retriever):
         dpo_rejected: int = 2,
         dpo_chosen: str = "policy-only",
         dpo_rounds: int = 3,
+        dpo_retrieve_k: int = 10,
         model: dict[str, Any] | None = None,
         fields: list[str] | None = None,
         index_backend: str = "divsufsort",
@@ -93,6 +98,8 @@ class LexicalRetriever(Retriever):
                         ("dpo_rounds", dpo_rounds)):  # fmt: skip
             if not isinstance(v, int | np.integer) or v < 1:
                 raise GsidError(f"{name} must be an integer >= 1, got {v!r}")
+        if not isinstance(dpo_retrieve_k, int | np.integer) or dpo_retrieve_k < 0:
+            raise GsidError(f"dpo_retrieve_k must be an integer >= 0, got {dpo_retrieve_k!r}")
         if isinstance(span_rule, str) and span_rule not in RULES:
             raise GsidError(f"span_rule {span_rule!r} is unknown; choose one of {list(RULES)}")
         model = dict(model or {})
@@ -116,6 +123,7 @@ class LexicalRetriever(Retriever):
             )
         self.dpo_chosen = dpo_chosen
         self.dpo_rounds = int(dpo_rounds)
+        self.dpo_retrieve_k = int(dpo_retrieve_k)
         self.model = model
         self.fields = list(fields or ["title"])
         if index_backend not in BACKENDS:
@@ -136,7 +144,7 @@ class LexicalRetriever(Retriever):
             "depth": self.depth, "max_locate": self.max_locate,
             "index_examples": self.index_examples, "dpo": self.dpo, "dpo_beam": self.dpo_beam,
             "dpo_rejected": self.dpo_rejected, "dpo_chosen": self.dpo_chosen,
-            "dpo_rounds": self.dpo_rounds,
+            "dpo_rounds": self.dpo_rounds, "dpo_retrieve_k": self.dpo_retrieve_k,
             "model": self.model, "fields": self.fields, "index_backend": self.index_backend,
             "batch_size": self.batch_size, "seed": self.seed, "device": self.device,
         }  # fmt: skip
@@ -244,7 +252,7 @@ class LexicalRetriever(Retriever):
             if not good:
                 continue
             relevant = rel.get(qid, set())
-            found = [self._beam_items(b) for b in bs]
+            found = [self._retrieved(b) for b in bs]
             target = self.model_.join(good)
             if self.dpo_chosen != "target":  # the best beam that retrieves a relevant item
                 hit = next((b for b, f in zip(bs, found, strict=True) if f & relevant), None)
@@ -258,8 +266,11 @@ class LexicalRetriever(Retriever):
                 rejected.append(pick)
         return src, chosen, rejected
 
-    def _beam_items(self, beam) -> set[int]:
-        """The items whose title holds every span of the beam (longest span located first)."""
+    def _retrieved(self, beam) -> set[int]:
+        """The items a mined beam retrieves: the top `dpo_retrieve_k` of its own SEAL ranking,
+        or (0) those whose title holds every span of the beam (longest span located first)."""
+        if self.dpo_retrieve_k:
+            return set(self._rank_beams([beam], self.dpo_retrieve_k)[0].tolist())
         items: set[int] | None = None
         for s in sorted(beam.spans, key=len, reverse=True):
             rows, _ = self.index_.locate(list(s))
@@ -414,7 +425,7 @@ class SEALRetriever(LexicalRetriever):
     def config(self) -> dict[str, Any]:
         c = super().config()
         for key in ("n_spans", "span_rule", "dpo", "dpo_beam", "dpo_rejected", "dpo_chosen",
-                    "dpo_rounds"):  # fmt: skip
+                    "dpo_rounds", "dpo_retrieve_k"):  # fmt: skip
             c.pop(key)
         return {**c, "seal_samples": self.seal_samples}
 
