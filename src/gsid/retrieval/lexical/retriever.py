@@ -55,7 +55,8 @@ class LexicalRetriever(Retriever):
         for a query where none does), "policy" (there, the span rule's target of the query's
         most relevant item instead) or "target" (always that target); dpo_rounds: rounds of
         mining with the current model and DPO against it (iterative DPO; 1: against SFT
-        only; 3, the default, was the best of 1-5 on half of Home Depot dev);
+        only; 3, the default, was the best on half of Home Depot dev: of 1-5 rounds with
+        the all-spans rule, by R@10, and of 3-5 with the top-10 rule, by R@100);
         dpo_retrieve_k: what a mined beam "retrieves": the top dpo_retrieve_k items of its own
         SEAL ranking (10), or with 0 the items whose title holds all its spans. The latter
         rewards vague beams (one common span is held by thousands of items, a relevant one
