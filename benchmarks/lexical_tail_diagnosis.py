@@ -34,6 +34,11 @@ COLS = ("R@100 searched", "R@100 ties for", "R@100 ties against", "R@100 shorter
         "spans per beam", "tokens per span")  # fmt: skip
 
 
+def segment_lengths(index) -> np.ndarray:
+    """(segments,) tokens of each segment of a span index, its closing separator included."""
+    return np.diff(np.append(index.starts, len(index.text)))
+
+
 def first_step_logodds(lx, queries: list[str]):
     """(Q, V) max(0, log P(t | q) - log P(t)) of the model's first decoding step over the
     tokens a span may start with, P(t) the share of items whose title holds t; and the (items,
@@ -48,7 +53,7 @@ def first_step_logodds(lx, queries: list[str]):
     ok = np.zeros(V, bool)
     s = start_tokens(idx, m.continuation_mask(), m.punctuation_mask())
     ok[: len(s)] = s
-    rows = np.repeat(np.arange(idx.n_items), np.diff(np.append(idx.starts, len(idx.text))))
+    rows = np.repeat(np.arange(idx.n_items), segment_lengths(idx))
     toks = idx.text.astype(np.int64)
     keep = toks < V  # not the title separators
     inc = sp.csr_matrix((np.ones(int(keep.sum())), (lx.row_item_[rows[keep]], toks[keep])),
@@ -69,31 +74,22 @@ def first_step_logodds(lx, queries: list[str]):
 
 def diagnose(lx, halves, width: int, lift, incidence) -> dict[str, np.ndarray]:
     from gsid.retrieval.lexical.scoring import seal_rank
+    from gsid.retrieval.lexical.span_beam import distinct_spans
 
     idx = lx.index_
-    title_len = np.bincount(lx.row_item_, np.diff(np.append(idx.starts, len(idx.text))) - 1)
+    title_len = np.bincount(lx.row_item_, segment_lengths(idx) - 1)
     pos = {s: i for i, s in enumerate(lx.item_ids_)}
     beams = lx._generate(halves.queries, width, show_progress=False)
     out = {c: np.zeros(len(beams)) for c in COLS}
     for q, (qid, bs) in enumerate(zip(halves.qids, beams, strict=True)):
         exp = np.array(sorted(pos[i] for i in halves.expected[qid]))
-        best: dict = {}
-        for b in bs:
-            for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
-                if s not in best or lp > best[s][0]:
-                    best[s] = (lp, iv)
-        if not best:
+        spans, logp, ivs = distinct_spans(bs)
+        if not spans:
             continue
-        spans = list(best)
-        logp = [best[s][0] for s in spans]
-        iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
-        ivs = (iv[:, 0], iv[:, 1])
         out["spans per beam"][q] = np.mean([len(b.spans) for b in bs])
         out["tokens per span"][q] = np.mean([len(s) for b in bs for s in b.spans])
         out["distinct spans"][q] = len(spans)
-        got, _ = seal_rank(idx, spans, logp, 100, lx.row_item_, lx.alpha, lx.coverage,
-                           lx.depth, lx.max_locate, ivs)  # fmt: skip
-        out["R@100 searched"][q] = np.isin(exp, got).mean()
+        out["R@100 searched"][q] = np.isin(exp, lx._rank_beams(bs, 100)[0]).mean()
         # the full SEAL scores of every item holding a positive-weight span
         items, sc = seal_rank(idx, spans, logp, 10**7, lx.row_item_, lx.alpha, lx.coverage,
                               10**7, 10**12, ivs)  # fmt: skip

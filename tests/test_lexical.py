@@ -114,14 +114,24 @@ def test_preference_pairs_chosen_retrieves_relevant_rejected_does_not(lexical, d
         found = [set(lx.row_item_[lx.index_.locate(list(x))[0]].tolist()) for x in spans]
         return set.intersection(*found)
 
+    def retrieves(beam, seq):  # k = 0: all spans held; else the top k of the beam's ranking
+        if k == 0:
+            return holds_all(seq)
+        top, _ = seal_rank(lx.index_, list(beam.spans), list(beam.span_logp), k, lx.row_item_,
+                           lx.alpha, lx.coverage, lx.depth, lx.max_locate)  # fmt: skip
+        assert len(top) <= k
+        return set(top.tolist())
+
     for q, c, r in zip(src, chosen, rejected, strict=True):
         assert c != r
         # a mined chosen retrieves a relevant item; the span rule's target ("target", and
         # "policy" where no beam does) has every span in a relevant title
         b = mined(q, c)
-        hit = lx._retrieved(b) & rel[q] if mode != "target" and b else holds_all(c) & rel[q]
+        hit = retrieves(b, c) & rel[q] if mode != "target" and b else holds_all(c) & rel[q]
         assert hit, "a chosen sequence retrieves a relevant item"
-        got = lx._retrieved(mined(q, r))
+        b = mined(q, r)
+        assert b is not None, "a rejected sequence is one the model wrote"
+        got = retrieves(b, r)
         assert got and not got & rel[q], "a rejected one retrieves only others"
     with pytest.raises(GsidError, match="dpo_chosen"):
         LexicalRetriever(dpo_chosen="best")

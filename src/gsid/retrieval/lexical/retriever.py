@@ -35,7 +35,7 @@ from gsid.models.lexical.span_model import SpanModel, SpanModelConfig
 from gsid.models.lexical.targets import RULES, TitleSpans
 from gsid.retrieval.base import Retriever, SearchResults
 from gsid.retrieval.lexical.scoring import seal_rank
-from gsid.retrieval.lexical.span_beam import generate_spans, start_tokens
+from gsid.retrieval.lexical.span_beam import distinct_spans, generate_spans, start_tokens
 from gsid.text.span_index import BACKENDS, SpanIndex
 
 logger = logging.getLogger(__name__)
@@ -345,16 +345,10 @@ class LexicalRetriever(Retriever):
         """One query's beams -> its top-k item rows and scores: every distinct span with its
         best log-probability and its interval, SEAL-scored (so scoring settings can be tried
         on beams generated once)."""
-        best: dict[tuple[int, ...], tuple[float, tuple[int, int]]] = {}  # logp, interval
-        for b in beams:
-            for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
-                if s not in best or lp > best[s][0]:
-                    best[s] = (lp, iv)
-        spans = list(best)
-        iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
+        spans, logp, intervals = distinct_spans(beams)
         return seal_rank(
-            self.index_, spans, [best[s][0] for s in spans], k, self.row_item_,
-            self.alpha, self.coverage, self.depth, self.max_locate, (iv[:, 0], iv[:, 1]),
+            self.index_, spans, logp, k, self.row_item_,
+            self.alpha, self.coverage, self.depth, self.max_locate, intervals,
         )  # fmt: skip
 
     def generated_spans(self, queries: list[str]) -> list[list[tuple[int, ...]]]:

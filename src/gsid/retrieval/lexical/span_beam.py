@@ -40,6 +40,21 @@ class Beam:
     score: float  # log-probability of the whole sequence
 
 
+def distinct_spans(
+    beams: Sequence[Beam],
+) -> tuple[list[tuple[int, ...]], np.ndarray, tuple[np.ndarray, np.ndarray]]:
+    """One query's beams -> its distinct spans, each with its best log-probability (S,) and
+    its suffix-array interval ((S,) lo, (S,) hi)."""
+    best: dict[tuple[int, ...], tuple[float, tuple[int, int]]] = {}  # logp, interval
+    for b in beams:
+        for s, lp, iv in zip(b.spans, b.span_logp, b.span_interval, strict=True):
+            if s not in best or lp > best[s][0]:
+                best[s] = (lp, iv)
+    spans = list(best)
+    iv = np.array([best[s][1] for s in spans], np.int64).reshape(-1, 2)
+    return spans, np.array([best[s][0] for s in spans]), (iv[:, 0], iv[:, 1])
+
+
 def start_tokens(
     index: SpanIndex,
     continuation: np.ndarray | None = None,
