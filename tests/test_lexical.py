@@ -372,3 +372,36 @@ def test_t5_stepper_matches_the_full_forward():
         state = stepper.start(enc, mask)
         steps = torch.stack([stepper.step(state, dec_in[:, t]) for t in range(5)], 1)
     torch.testing.assert_close(steps, full, rtol=1e-4, atol=1e-4)
+
+
+def test_t5_stepper_decodes_only_the_rows_asked_for():
+    # beams that finish leave the decoded rows (reorder names the rows that go on): the rest
+    # score as in the full forward of their own sequences
+    from transformers import T5Config, T5ForConditionalGeneration
+
+    from gsid.models.lexical.t5_step import T5Stepper
+
+    torch.manual_seed(1)
+    cfg = T5Config(vocab_size=200, d_model=32, d_kv=16, d_ff=64, num_layers=2,
+                   num_decoder_layers=2, num_heads=2, decoder_start_token_id=0, pad_token_id=0,
+                   eos_token_id=2, dropout_rate=0.0)  # fmt: skip
+    net = T5ForConditionalGeneration(cfg).eval()
+    W = 3
+    x = torch.randint(5, 200, (2, 6))
+    mask = torch.ones_like(x)
+    mask[0, 4:] = 0
+    dec_in = torch.cat([torch.zeros(2 * W, 1, dtype=torch.long),
+                        torch.randint(5, 200, (2 * W, 3))], 1)  # fmt: skip
+    with torch.no_grad():
+        full = net(input_ids=x.repeat_interleave(W, 0), attention_mask=mask.repeat_interleave(W, 0),
+                   decoder_input_ids=dec_in).logits  # fmt: skip
+        stepper = T5Stepper(net)
+        state = stepper.start(net.encoder(input_ids=x, attention_mask=mask).last_hidden_state,
+                              mask, beams=W)  # fmt: skip
+        rows = torch.arange(2 * W)
+        for t, keep in enumerate([None, [0, 2, 4, 5], [1, 2], [0]]):
+            if keep is not None:
+                stepper.reorder(state, torch.tensor(keep))
+                rows = rows[keep]
+            got = stepper.step(state, dec_in[rows, t], None if t == 0 else rows)
+            torch.testing.assert_close(got, full[rows, t], rtol=1e-4, atol=1e-4)

@@ -67,6 +67,34 @@ def test_narrow_is_vectorised_and_never_crosses_titles(index, titles):
     assert t.count([[2, 3], [1, 2], [3, 4], [4]]).tolist() == [0, 1, 1, 1]
 
 
+@pytest.mark.parametrize("wide", [1024, 3])
+def test_children_are_every_extension_with_its_interval(index, titles, wide):
+    # wide=3: most intervals go through the memoised path; asked twice, the same answer
+    rng = np.random.default_rng(3)
+    grams = [list(rng.integers(0, V, rng.integers(1, 4))) for _ in range(80)]
+    lo, hi = index.intervals(grams)
+    depth = np.array([len(g) for g in grams])
+    for _ in range(2):
+        parent, tok, c_lo, c_hi = index.children(lo, hi, depth, wide=wide)
+        assert (np.diff(parent) >= 0).all()
+        for b, g in enumerate(grams):
+            mine = parent == b
+            assert (np.diff(tok[mine]) > 0).all()
+            want = {t: index.interval([*g, t]) for t in range(V) if _brute(titles, [*g, t])}
+            got = dict(zip(tok[mine].tolist(), zip(c_lo[mine].tolist(), c_hi[mine].tolist(),
+                                                   strict=True), strict=True))  # fmt: skip
+            assert got == want
+
+
+def test_suffix_segments_name_the_titles_that_hold_a_span(index, titles):
+    rng = np.random.default_rng(4)
+    for _ in range(50):
+        g = list(rng.integers(0, V, rng.integers(1, 3)))
+        lo, hi = index.interval(g)
+        items, _ = index.locate(g)
+        assert sorted(index.suffix_segments()[lo:hi].tolist()) == items.tolist()
+
+
 def test_save_load_mmap(index, tmp_path):
     index.save(tmp_path / "spans")
     back = SpanIndex.load(tmp_path / "spans")

@@ -94,6 +94,8 @@ class SpanIndex:
         self.first = np.asarray(first)  # (V + 1,) int64: tokens t start sa[first[t]:first[t+1]]
         self.sentinel = int(np.iinfo(text.dtype).max)
         self.vocab_size = len(first) - 1
+        self._wide: dict[tuple[int, int, int], tuple[np.ndarray, ...]] = {}  # see children
+        self._owner: np.ndarray | None = None  # see suffix_segments
 
     # ------------------------------------------------------------------ build
     @classmethod
@@ -252,6 +254,51 @@ class SpanIndex:
         keep = toks != self.sentinel
         return toks[keep], (end - begin)[keep]
 
+    def children(
+        self, lo: np.ndarray, hi: np.ndarray, depth: np.ndarray, wide: int = 1024
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every one-token extension of B spans (intervals [lo[b], hi[b]) of length depth[b]):
+        (M,) parent b, (M,) token, (M,) child lo, (M,) child hi, grouped by parent in
+        ascending order and by ascending token within; the title end is no extension.
+
+        The child intervals are the runs of the sorted column `text[sa[i] + depth]` inside
+        the parent's interval, so a caller that picks an extension never bisects for it.
+        Intervals up to `wide` suffixes are read all at once; wider ones (the spans of a
+        frequent word, met by many queries) are read once and memoised on the index."""
+        lo, hi = np.asarray(lo, np.int64), np.asarray(hi, np.int64)
+        depth = np.broadcast_to(np.asarray(depth, np.int64), lo.shape)
+        size = np.maximum(hi - lo, 0)
+        parts = []
+        small = np.flatnonzero((size > 0) & (size <= wide))
+        if len(small):
+            n = size[small]
+            parent = np.repeat(small, n)
+            idx = np.repeat(lo[small] - np.cumsum(n) + n, n) + np.arange(int(n.sum()))
+            col = self._column(idx, depth[parent])
+            cut = np.flatnonzero((col[1:] != col[:-1]) | (parent[1:] != parent[:-1])) + 1
+            begin = np.concatenate([[0], cut])
+            end = np.concatenate([cut, [len(col)]])
+            parts.append((parent[begin], col[begin], idx[begin], idx[end - 1] + 1))
+        for b in np.flatnonzero(size > wide):
+            key = (int(lo[b]), int(hi[b]), int(depth[b]))
+            hit = self._wide.get(key)
+            if hit is None:
+                toks, counts = self.next_tokens(*key)
+                c_hi = key[0] + np.cumsum(counts)  # the title end sorts last: no offset
+                hit = self._wide[key] = (toks, c_hi - counts, c_hi)
+                if len(self._wide) > 50_000:  # bounded: drop the oldest entry
+                    del self._wide[next(iter(self._wide))]
+            parts.append((np.full(len(hit[0]), b), *hit))
+        if not parts:
+            z = np.zeros(0, np.int64)
+            return z, z, z, z
+        parent, tok, c_lo, c_hi = (np.concatenate(p) for p in zip(*parts, strict=True))
+        if len(parts) > 1:
+            order = np.argsort(parent, kind="stable")
+            parent, tok, c_lo, c_hi = parent[order], tok[order], c_lo[order], c_hi[order]
+        keep = tok != self.sentinel
+        return parent[keep], tok[keep], c_lo[keep], c_hi[keep]
+
     def locate(
         self, ngram: Sequence[int] | None = None, interval: tuple[int, int] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
@@ -263,6 +310,16 @@ class SpanIndex:
         pos = np.sort(self.sa[lo:hi].astype(np.int64))
         items = np.searchsorted(self.starts, pos, side="right") - 1
         return items, pos - self.starts[items]
+
+    def suffix_segments(self) -> np.ndarray:
+        """(T,) int32: the title (segment) each suffix of `sa` starts in, so the titles that
+        hold a span are one slice, owner[lo:hi] (a title holding it twice appears twice).
+        Computed on first use and kept in memory (4 bytes per token; not saved)."""
+        if self._owner is None:
+            lengths = np.diff(np.append(self.starts, len(self.text)))  # sentinel included
+            rows = np.repeat(np.arange(self.n_items, dtype=np.int32), lengths)
+            self._owner = rows[self.sa]
+        return self._owner
 
     def title(self, item: int) -> np.ndarray:
         """Token ids of item `item`'s title."""

@@ -3,7 +3,8 @@
     model = SpanModel(SpanModelConfig(epochs=5)).prepare(titles + train_queries)  # tokenizer
     model.fit(sources, targets)                  # targets: token-id lists "s1 [SEP] s2 [END]"
     model.fit_preferences(sources, chosen, rejected)   # DPO after SFT (see dpo.py)
-    enc, mask = model.encode(["cordless drill"]); logp, cache = model.step(enc, mask, prev, cache)
+    enc, mask = model.encode(["cordless drill"]); state = model.start(enc, mask, beams=W)
+    logp = model.step(state, prev, rows)       # (n, V): one decoder step of the slots `rows`
     model.save("runs/spans_model"); SpanModel.load("runs/spans_model")
 
 From scratch (default) the T5 is small (2 + 2 layers, d_model 128) and its vocabulary is a
@@ -438,39 +439,49 @@ class SpanModel:
 
     @torch.no_grad()
     def start(self, enc, mask: torch.Tensor, beams: int = 1) -> dict[str, Any]:
-        """Decoding state for `beams` beams of each of `encode`'s B queries (N = B * beams rows,
-        query b's beams are rows b * beams ...): the cross-attention keys/values and the copy
-        bias (once per query), an empty self-attention cache."""
+        """Decoding state for `beams` beam slots of each of `encode`'s B queries (query b's
+        slots are b * beams ...): the cross-attention keys/values and the copy bias (once per
+        query), an empty self-attention cache."""
         from gsid.models.lexical.t5_step import T5Stepper
 
         states, ids = enc
         if self._stepper is None or self._stepper.net is not self.net_:
             self._stepper = T5Stepper(self.net_)
         state = self._stepper.start(states, mask, beams)
-        state["copy"] = self._copy_bias(ids, mask)[:, None, :]  # (B, 1, V), at every step
+        # the copy bias is + copy_weight on a query's few distinct source tokens: kept as
+        # (B, U) token ids and values and added to the rows decoded, not as a (B, V) matrix
+        hot = self._copy_bias(ids, mask)  # (B, V)
+        nonzero = (hot != 0).float()
+        U = max(int(nonzero.sum(1).max()), 1)
+        ids = nonzero.topk(U, dim=1).indices  # (B, U) the source tokens, then zero entries
+        state["copy"] = (ids, hot.gather(1, ids))  # and their values
         return state
 
     @torch.no_grad()
-    def step(self, state: dict[str, Any], prev: torch.Tensor) -> torch.Tensor:
-        """One decoder step: prev (N,) last tokens -> (N, V) log-probabilities. The state keeps
-        every earlier step's keys and values (T5Stepper)."""
-        logits = self._stepper.step(state, prev)  # (N, V)
-        logits = (logits.view(len(state["copy"]), -1, logits.shape[-1]) + state["copy"]).view(
-            logits.shape
-        )
-        return torch.log_softmax(logits, -1)
+    def step(
+        self, state: dict[str, Any], prev: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """One decoder step of the slots `rows` (n,) (None: every slot): prev (n,) their last
+        tokens -> (n, V) log-probabilities. The state keeps the earlier steps' keys and values
+        of the rows decoded (T5Stepper)."""
+        logits = self._stepper.step(state, prev, rows)  # (n, V)
+        ids, val = state["copy"]
+        W = state["beams"]
+        query = rows // W if rows is not None else torch.arange(len(prev), device=prev.device) // W
+        ids, val = ids.index_select(0, query), val.index_select(0, query)
+        return torch.log_softmax(logits.scatter_add_(1, ids, val), -1)
 
     def reorder(self, state: dict[str, Any], src: torch.Tensor) -> None:
-        """New beam j continues old beam src[j] (flat indices). A beam never moves to another
-        query (src[j] is a row of j's own query), so what depends on the query only — the
-        cross-attention keys/values and the copy bias — stays where it is."""
+        """The next step's row j continues row src[j] of the rows decoded last. A beam never
+        moves to another query, so what depends on the query only — the cross-attention
+        keys/values and the copy bias — stays where it is."""
         self._stepper.reorder(state, src)
 
     def keep(self, state: dict[str, Any], queries: torch.Tensor) -> None:
         """Only these query indices (B',) decode further: their cross-attention keys/values and
-        copy bias stay; `reorder` with a src naming their rows (B' * beams) follows."""
+        copy bias stay (slots are renumbered b' * beams ...)."""
         self._stepper.keep(state, queries)
-        state["copy"] = state["copy"].index_select(0, queries)
+        state["copy"] = tuple(x.index_select(0, queries) for x in state["copy"])
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | os.PathLike) -> Path:

@@ -2,13 +2,15 @@
 
     stepper = T5Stepper(net)                          # a T5ForConditionalGeneration, eval mode
     state = stepper.start(enc_states, enc_mask, beams=W)  # (B, S, d), (B, S): cross K/V once
-    logits = stepper.step(state, prev_tokens)         # (N = B * W,) -> (N, V)
-    stepper.reorder(state, src)                       # beam j continues old beam src[j]
+    logits = stepper.step(state, prev_tokens, rows)   # (n,) tokens of rows (n,) -> (n, V)
+    stepper.reorder(state, src)                       # next step's row j continues row src[j]
     stepper.keep(state, queries)                      # only these queries decode further
 
-Beams b * W .. b * W + W - 1 decode query b and never move to another query, so the
-cross-attention keys/values are kept once per query and every query's W beams attend to them
-in one matrix product.
+The B * W beam slots are laid out query by query (slot b * W + j is beam j of query b), and a
+beam never moves to another query, so the cross-attention keys/values are kept once per query
+and every query's beams attend to them in one matrix product. A step decodes only the slots
+named in `rows` (the beams still writing; a finished beam costs nothing), and the
+self-attention cache holds those rows only, in that order: `reorder`'s src indexes them.
 
 Why not `net(..., cache=...)`: for the few beams of one query, transformers' per-call
 machinery (cache objects, mask builders, relative-position buckets recomputed every step,
@@ -92,12 +94,16 @@ class T5Stepper:
                 "head": self.net.lm_head.weight}  # fmt: skip
 
     @torch.no_grad()
-    def step(self, state: dict[str, Any], prev: torch.Tensor) -> torch.Tensor:
+    def step(
+        self, state: dict[str, Any], prev: torch.Tensor, rows: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """prev (n,) the last tokens of the slots `rows` (n,) (None: every slot) -> (n, V)."""
         t = state["t"]
         if t >= self.max_steps:
             raise ValueError(f"T5Stepper was built for {self.max_steps} steps")
-        x = F.embedding(prev, state["embed"])[:, None, :]  # (N, 1, d)
-        N, hd, W = x.shape[0], self.H * self.dk, state["beams"]
+        x = F.embedding(prev, state["embed"])[:, None, :]  # (n, 1, d)
+        n, hd, W = x.shape[0], self.H * self.dk, state["beams"]
+        B = state["mask"].shape[0]
         bias = state["bias"][:, :, t : t + 1, : t + 1]  # (1, H, 1, t + 1)
         for i, w in enumerate(state["w"]):
             q, k, v = self._heads(F.linear(_norm(*w["ln1"], x), w["qkv"])).split(self.H, 1)
@@ -105,20 +111,28 @@ class T5Stepper:
             if past is not None:
                 k, v = torch.cat([past[0], k], 2), torch.cat([past[1], v], 2)
             state["self"][i] = (k, v)
-            a = torch.softmax(q @ k.transpose(2, 3) + bias, -1)  # (N, H, 1, t + 1)
-            x = x + F.linear((a @ v).transpose(1, 2).reshape(N, 1, hd), w["o"])
-            # a query's W beams as the rows of one product: (B, H, W, dk) @ (B, H, dk, S)
-            q = F.linear(_norm(*w["ln2"], x), w["cq"]).view(N // W, W, self.H, self.dk)
+            a = torch.softmax(q @ k.transpose(2, 3) + bias, -1)  # (n, H, 1, t + 1)
+            x = x + F.linear((a @ v).transpose(1, 2).reshape(n, 1, hd), w["o"])
+            # a query's W slots as the rows of one product: (B, H, W, dk) @ (B, H, dk, S);
+            # slots not decoded this step are zero rows of that product, and left out after
+            q = F.linear(_norm(*w["ln2"], x), w["cq"]).view(n, hd)
+            if rows is not None:
+                q = q.new_zeros(B * W, hd).index_copy_(0, rows, q)
             ck, cv = state["cross"][i]  # (B, H, S, dk) each
-            a = torch.softmax(q.transpose(1, 2) @ ck.transpose(2, 3) + state["mask"], -1)
-            x = x + F.linear((a @ cv).transpose(1, 2).reshape(N, 1, hd), w["co"])
+            q = q.view(B, W, self.H, self.dk).transpose(1, 2)
+            a = torch.softmax(q @ ck.transpose(2, 3) + state["mask"], -1)  # (B, H, W, S)
+            o = (a @ cv).transpose(1, 2).reshape(B * W, hd)
+            if rows is not None:
+                o = o.index_select(0, rows)
+            x = x + F.linear(o[:, None, :], w["co"])
             x = x + w["ff"](_norm(*w["ln3"], x))
         x = _norm(*state["final"], x)[:, 0] * self.scale
         state["t"] = t + 1
-        return F.linear(x, state["head"])  # (N, V)
+        return F.linear(x, state["head"])  # (n, V)
 
     @staticmethod
     def reorder(state: dict[str, Any], src: torch.Tensor) -> None:
+        """The next step's row j continues row src[j] of the last step."""
         state["self"] = [
             None if kv is None else (kv[0].index_select(0, src), kv[1].index_select(0, src))
             for kv in state["self"]

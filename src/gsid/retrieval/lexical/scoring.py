@@ -61,33 +61,48 @@ def seal_rank(
     keep = keep[np.argsort(counts[keep], kind="stable")]  # rarest first
     pair_item, pair_span, deferred = [], [], []
     n_cand = 0
+    owner = index.suffix_segments()  # (T,) the title of every suffix, in suffix-array order
+    # scratch (items,): a distinct set without sorting, and later a candidate's place
+    mark = np.empty(index.n_items if row_item is None else len(row_item), np.int64)
     for s in keep:
         if counts[s] > max_locate and n_cand >= depth:
             deferred.append(s)  # too frequent to locate: checked on the candidates below
             continue
-        rows, _ = index.locate(interval=(int(lo[s]), int(hi[s])))  # sorted by row
-        items = rows if row_item is None else np.sort(row_item[rows])
-        items = items[np.r_[True, items[1:] != items[:-1]]]  # distinct, already sorted
+        items = owner[lo[s] : hi[s]]  # one per occurrence
+        if row_item is not None:
+            items = row_item[items]
+        items = _distinct(items, mark)
         pair_item.append(items)
         pair_span.append(np.full(len(items), s))
         n_cand += len(items)
     items_all = np.concatenate(pair_item)  # (M,) one (item, span) pair each: spans are
     spans_all = np.concatenate(pair_span)  # distinct and each span's items too
     # candidates (ascending) and their upper bound, the sum of w^alpha of the spans they hold
-    upper = np.bincount(items_all, weights=w[spans_all] ** alpha)
-    cand = np.flatnonzero(np.bincount(items_all))
-    top = np.argsort(-upper[cand], kind="stable")[: max(depth, k)]
+    cand = np.sort(_distinct(items_all, mark))
+    mark[cand] = np.arange(len(cand))
+    where = mark[items_all]  # (M,) each pair's candidate
+    upper = np.bincount(where, weights=w[spans_all] ** alpha, minlength=len(cand))
+    top = np.argsort(-upper, kind="stable")[: max(depth, k)]
     # (C', S) which spans each fully scored candidate holds
-    slot = np.full(len(upper), -1)
-    slot[cand[top]] = np.arange(len(top))
-    held = slot[items_all] >= 0
+    slot = np.full(len(cand), -1)
+    slot[top] = np.arange(len(top))
+    held = slot[where] >= 0
     member = np.zeros((len(top), len(spans)), bool)
-    member[slot[items_all[held]], spans_all[held]] = True
+    member[slot[where[held]], spans_all[held]] = True
     if deferred:
         member[:, deferred] = _holds(index, cand[top], [spans[s] for s in deferred], row_item)
     full = _scores(member, spans, w, alpha, coverage)
     rank = np.argsort(-full, kind="stable")[:k]
     return cand[top[rank]].astype(np.int64), full[rank].astype(np.float32)
+
+
+def _distinct(values: np.ndarray, mark: np.ndarray) -> np.ndarray:
+    """The distinct values (in no particular order) of an int array, in O(n) with a scratch
+    array indexed by value: every value writes its position, the last write wins, and one
+    position per value reads itself back."""
+    at = np.arange(len(values))
+    mark[values] = at
+    return values[mark[values] == at]
 
 
 def _inside_matrix(spans: Sequence[tuple[int, ...]]) -> np.ndarray:
