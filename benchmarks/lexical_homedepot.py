@@ -4,10 +4,11 @@ every method on 1 torch thread.
 
 Corpus: all 54,667 products; queries: the dev queries with expected items (grade >= 2.5).
 Rows: lexical (SFT), lexical (SFT+DPO) (the same SFT model, then DPO), seal, bm25, dense,
-lexical (SFT+DPO) + bm25 (RRF). Also: invalid spans (generated spans of count 0) over all
-evaluated queries, a paired bootstrap of DPO - SFT on R@10 (95% interval), index bytes per
-title token, and the training time of each stage. gr / gsid-gr / dense-ft are quoted from
-their own results files (not re-run here).
+lexical (SFT+DPO) + bm25 (RRF), and any saved retriever given with --saved (e.g. dense-ft,
+trained once and saved). Also: invalid spans (generated spans of count 0) over all evaluated
+queries, a paired bootstrap of DPO - SFT on R@10 (95% interval), index bytes per title token,
+and the training time of each stage. gr / gsid-gr are quoted from their own results files
+(not re-run here).
 
     taskset -c 1 python benchmarks/lexical_homedepot.py [--epochs 3] [--dpo-epochs 1]
         [--max-queries N] [--data synthetic:1000] [--stem lexical_homedepot]
@@ -64,7 +65,7 @@ def main() -> int:  # noqa: C901 (one linear script)
     ap.add_argument("--dpo-lr", type=float, default=None)
     ap.add_argument("--dpo-beta", type=float, default=None)
     ap.add_argument("--dpo-sft-weight", type=float, default=None)
-    ap.add_argument("--dpo-rejected", type=int, default=2)
+    ap.add_argument("--dpo-rejected", type=int, default=None, help="rejected sequences a query")
     ap.add_argument("--dpo-chosen", default=None, help="target, policy or policy-only")
     ap.add_argument("--dpo-beam", type=int, default=None, help="beams per query when mining")
     ap.add_argument("--dpo-rounds", type=int, default=None, help="iterative DPO rounds")
@@ -88,6 +89,10 @@ def main() -> int:  # noqa: C901 (one linear script)
         "checkpoint benchmarks/lexical_pretrained_start.py writes) instead of from scratch",
     )
     ap.add_argument("--no-dense", action="store_true")
+    ap.add_argument(
+        "--saved", action="append", default=[], metavar="LABEL=PATH",
+        help="also bench this saved retriever (e.g. dense-ft=runs/dense_ft_hd)",
+    )  # fmt: skip
     ap.add_argument("--no-seal", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -135,6 +140,8 @@ def main() -> int:  # noqa: C901 (one linear script)
         from gsid.retrieval.dense import DenseRetriever
 
         parts["dense"] = DenseRetriever(cache_dir=args.cache)
+    for label, path in (x.split("=", 1) for x in args.saved):
+        parts[label] = load_retriever(path)
     result = run_bench(ds, parts, **bench)
     sft_s = time.perf_counter() - t0
     if not reuse:
@@ -144,7 +151,9 @@ def main() -> int:  # noqa: C901 (one linear script)
     # DPO on a copy of the SFT model: the SFT row stays as it was measured
     t1 = time.perf_counter()
     dpo = copy.deepcopy(sft)
-    dpo.dpo, dpo.dpo_rejected = True, args.dpo_rejected
+    dpo.dpo = True
+    if args.dpo_rejected is not None:
+        dpo.dpo_rejected = args.dpo_rejected
     if args.dpo_chosen is not None:
         dpo.dpo_chosen = args.dpo_chosen
     if args.dpo_beam is not None:

@@ -64,7 +64,7 @@ class SpanModelConfig:
     weight_decay: float = 0.01
     # preference optimisation (DPO)
     dpo_epochs: int = 1
-    dpo_beta: float = 0.1
+    dpo_beta: float = 0.3
     dpo_sft_weight: float = 1.0  # weight of the chosen sequence's NLL kept beside the DPO term
     dpo_lr: float = 2e-4
     # GSID's domain-adaptive pre-training of this T5 before SFT (`pretrain`; 0 = none)
