@@ -10,7 +10,9 @@ give its distinct spans. Per query:
     score ordered for the expected items (best case) or against them (worst case);
   * two tie-breaks of the full scores: shorter titles first, and the model's own first-step
     distribution over span-start tokens (sum over an item's distinct title tokens of
-    max(0, log P(t | q) - log P(t))).
+    max(0, log P(t | q) - log P(t)));
+  * of the expected items found in the searched top 100, and of those in the pool but ranked
+    lower, the share whose title holds the query's top-weight span (pooled over queries).
 Means over all dev, each bucket and the random halves A / B (benchmarks/_dev_halves.py).
 
     taskset -c 1 python benchmarks/lexical_tail_diagnosis.py --lexical runs/lexical_hd_pt/dpo \
@@ -32,6 +34,9 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 COLS = ("R@100 searched", "R@100 ties for", "R@100 ties against", "R@100 shorter title first",
         "R@100 first-step tie-break", "expected in pool", "pool size", "distinct spans",
         "spans per beam", "tokens per span")  # fmt: skip
+# pooled shares: (numerator count, denominator count) per query
+SHARES = {"found items holding the top-weight span": ("found top", "found"),
+          "missed pool items holding the top-weight span": ("missed top", "missed")}  # fmt: skip
 
 
 def segment_lengths(index) -> np.ndarray:
@@ -73,14 +78,15 @@ def first_step_logodds(lx, queries: list[str]):
 
 
 def diagnose(lx, halves, width: int, lift, incidence) -> dict[str, np.ndarray]:
-    from gsid.retrieval.lexical.scoring import seal_rank
+    from gsid.retrieval.lexical.scoring import seal_rank, span_weights
     from gsid.retrieval.lexical.span_beam import distinct_spans
 
     idx = lx.index_
     title_len = np.bincount(lx.row_item_, segment_lengths(idx) - 1)
     pos = {s: i for i, s in enumerate(lx.item_ids_)}
     beams = lx._generate(halves.queries, width, show_progress=False)
-    out = {c: np.zeros(len(beams)) for c in COLS}
+    counts = [c for pair in SHARES.values() for c in pair]
+    out = {c: np.zeros(len(beams)) for c in (*COLS, *counts)}
     for q, (qid, bs) in enumerate(zip(halves.qids, beams, strict=True)):
         exp = np.array(sorted(pos[i] for i in halves.expected[qid]))
         spans, logp, ivs = distinct_spans(bs)
@@ -89,12 +95,20 @@ def diagnose(lx, halves, width: int, lift, incidence) -> dict[str, np.ndarray]:
         out["spans per beam"][q] = np.mean([len(b.spans) for b in bs])
         out["tokens per span"][q] = np.mean([len(s) for b in bs for s in b.spans])
         out["distinct spans"][q] = len(spans)
-        out["R@100 searched"][q] = np.isin(exp, lx._rank_beams(bs, 100)[0]).mean()
+        searched = lx._rank_beams(bs, 100)[0]
+        out["R@100 searched"][q] = np.isin(exp, searched).mean()
         # the full SEAL scores of every item holding a positive-weight span
         items, sc = seal_rank(idx, spans, logp, 10**7, lx.row_item_, lx.alpha, lx.coverage,
                               10**7, 10**12, ivs)  # fmt: skip
         out["pool size"][q] = len(items)
         out["expected in pool"][q] = np.isin(exp, items).mean()
+        top = int(np.argmax(span_weights(idx, ivs[1] - ivs[0], logp)))
+        holders = lx.row_item_[idx.locate(interval=(int(ivs[0][top]), int(ivs[1][top])))[0]]
+        found = exp[np.isin(exp, searched)]
+        missed = exp[np.isin(exp, items) & ~np.isin(exp, searched)]
+        for name, group in (("found", found), ("missed", missed)):
+            out[name][q] = len(group)
+            out[f"{name} top"][q] = np.isin(group, holders).sum()
         is_exp = np.isin(items, exp)
         if len(sc) > 100:
             cut = np.sort(sc)[::-1][99]
@@ -146,9 +160,14 @@ def main() -> int:
     for width in map(int, args.beam_widths.split(",")):
         per_query = diagnose(lx, halves, width, lift, incidence)
         rows[f"beam {width}"] = {
-            c: {g: float(v[m].mean()) * (1 if c in COLS[6:] else 100) for g, m in groups.items()}
-            for c, v in per_query.items()
-        }
+            c: {g: float(per_query[c][m].mean()) * (1 if c in COLS[6:] else 100)
+                for g, m in groups.items()}
+            for c in COLS
+        } | {
+            c: {g: 100 * float(per_query[a][m].sum() / max(per_query[b][m].sum(), 1))
+                for g, m in groups.items()}
+            for c, (a, b) in SHARES.items()
+        }  # fmt: skip
     md = [f"# Lexical route: where R@100 is lost — {ds.name} / dev", "",
           *provenance_markdown(provenance(seed=0, command=command)), "",
           f"Lexical model: `{args.lexical}`; {len(halves.qids)} dev queries with expected items. "
@@ -157,7 +176,8 @@ def main() -> int:
     for name, r in rows.items():
         md += [f"## {name}", "", "| figure | all | head | torso | tail | A | B |",
                "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]  # fmt: skip
-        md += [f"| {c} | " + " | ".join(f"{r[c][g]:.2f}" for g in groups) + " |" for c in COLS]
+        md += [f"| {c} | " + " | ".join(f"{r[c][g]:.2f}" for g in groups) + " |"
+               for c in (*COLS, *SHARES)]  # fmt: skip
         md.append("")
     print("\n".join(md))
     out = Path(args.out) / f"{args.stem}.json"
