@@ -351,16 +351,21 @@ def test_titles_that_tokenise_to_nothing(tmp_path):
     assert not (tmp_path / "never").exists()
 
 
-def test_t5_stepper_matches_the_full_forward():
+def _tiny_t5(vocab: int, seed: int):
+    """A random 2 + 2-layer T5 in eval mode, and the T5Stepper class."""
     from transformers import T5Config, T5ForConditionalGeneration
 
     from gsid.models.lexical.t5_step import T5Stepper
 
-    torch.manual_seed(0)
-    cfg = T5Config(vocab_size=300, d_model=32, d_kv=16, d_ff=64, num_layers=2,
+    torch.manual_seed(seed)
+    cfg = T5Config(vocab_size=vocab, d_model=32, d_kv=16, d_ff=64, num_layers=2,
                    num_decoder_layers=2, num_heads=2, decoder_start_token_id=0, pad_token_id=0,
                    eos_token_id=2, dropout_rate=0.0)  # fmt: skip
-    net = T5ForConditionalGeneration(cfg).eval()
+    return T5ForConditionalGeneration(cfg).eval(), T5Stepper
+
+
+def test_t5_stepper_matches_the_full_forward():
+    net, T5Stepper = _tiny_t5(300, seed=0)
     x = torch.randint(5, 300, (2, 7))
     mask = torch.ones_like(x)
     mask[1, 5:] = 0
@@ -377,15 +382,7 @@ def test_t5_stepper_matches_the_full_forward():
 def test_t5_stepper_decodes_only_the_rows_asked_for():
     # beams that finish leave the decoded rows (reorder names the rows that go on): the rest
     # score as in the full forward of their own sequences
-    from transformers import T5Config, T5ForConditionalGeneration
-
-    from gsid.models.lexical.t5_step import T5Stepper
-
-    torch.manual_seed(1)
-    cfg = T5Config(vocab_size=200, d_model=32, d_kv=16, d_ff=64, num_layers=2,
-                   num_decoder_layers=2, num_heads=2, decoder_start_token_id=0, pad_token_id=0,
-                   eos_token_id=2, dropout_rate=0.0)  # fmt: skip
-    net = T5ForConditionalGeneration(cfg).eval()
+    net, T5Stepper = _tiny_t5(200, seed=1)
     W = 3
     x = torch.randint(5, 200, (2, 6))
     mask = torch.ones_like(x)

@@ -285,9 +285,9 @@ class SpanIndex:
             if hit is None:
                 toks, counts = self.next_tokens(*key)
                 c_hi = key[0] + np.cumsum(counts)  # the title end sorts last: no offset
+                if len(self._wide) >= 50_000:  # bounded (and no iteration: threads may search)
+                    self._wide.clear()
                 hit = self._wide[key] = (toks, c_hi - counts, c_hi)
-                if len(self._wide) > 50_000:  # bounded: drop the oldest entry
-                    del self._wide[next(iter(self._wide))]
             parts.append((np.full(len(hit[0]), b), *hit))
         if not parts:
             z = np.zeros(0, np.int64)
