@@ -1,5 +1,6 @@
 """AdamW parameter groups: weight decay on weight matrices only, never on biases, norm weights
-(one-dimensional tensors) or codebooks, whose scale is their meaning."""
+(one-dimensional tensors) or codebooks, whose scale is their meaning; and the one-cycle
+learning-rate schedule the seq2seq models train with."""
 
 from __future__ import annotations
 
@@ -20,3 +21,18 @@ def decay_groups(
         {"params": decay, "weight_decay": weight_decay, **group},
         {"params": rest, "weight_decay": 0.0, **group},
     ]
+
+
+def one_cycle(opt: Any, max_lr: Any, total_steps: int, pct_start: float = 0.1) -> Any:
+    """torch's OneCycleLR over max(total_steps, 1) steps. Its warm-up ends at step
+    pct_start * total_steps - 1, and when that is step 0 exactly (10 steps at 0.1: a small
+    catalogue, one epoch) torch divides by zero on the first step; the warm-up is then two
+    steps long instead."""
+    import torch
+
+    n = max(int(total_steps), 1)
+    if n > 2 and abs(pct_start * n - 1.0) < 1e-9:
+        pct_start = 2.0 / n
+    return torch.optim.lr_scheduler.OneCycleLR(
+        opt, max_lr=max_lr, total_steps=n, pct_start=pct_start
+    )

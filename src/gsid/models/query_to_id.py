@@ -40,7 +40,7 @@ from torch import nn
 
 from gsid._device import pick_device, torch_threads
 from gsid._io import atomic_dir, read_manifest, write_manifest
-from gsid._optim import decay_groups
+from gsid._optim import decay_groups, one_cycle
 from gsid._progress import progress
 from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
 from gsid.models.code_decoder import CodeDecoder
@@ -283,9 +283,7 @@ class QueryToID:
             enc.train()
         opt = torch.optim.AdamW(params)
         steps = cfg.epochs * int(np.ceil(len(texts) / cfg.batch_size))
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=[g["lr"] for g in params], total_steps=max(steps, 1), pct_start=0.1
-        )
+        sched = one_cycle(opt, [g["lr"] for g in params], steps)
         # targets: codes then EOS at position length, ignored (-100) beyond
         L, K = cfg.n_levels, cfg.n_codes
         target = np.full((len(texts), L + 1), -100, np.int64)

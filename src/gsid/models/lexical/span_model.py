@@ -32,7 +32,7 @@ import torch
 
 from gsid._device import pick_device, torch_threads
 from gsid._io import atomic_dir, read_manifest, write_manifest
-from gsid._optim import decay_groups
+from gsid._optim import decay_groups, one_cycle
 from gsid._progress import progress
 from gsid.errors import ArtifactError, DataValidationError, GsidError, NotFittedError
 from gsid.models.lexical.dpo import dpo_loss, shared_prefix_masks
@@ -314,10 +314,7 @@ class SpanModel:
             [*self.net_.parameters(), self.copy_weight_], cfg.weight_decay, lr=cfg.lr
         )
         opt = torch.optim.AdamW(params)
-        steps = max(cfg.epochs * int(np.ceil(len(sources) / cfg.batch_size)), 1)
-        sched = torch.optim.lr_scheduler.OneCycleLR(
-            opt, max_lr=cfg.lr, total_steps=steps, pct_start=0.1
-        )
+        sched = one_cycle(opt, cfg.lr, cfg.epochs * int(np.ceil(len(sources) / cfg.batch_size)))
         self.net_.train()
         for epoch in progress(range(cfg.epochs), show_progress, desc="span model SFT epochs"):
             perm = rng.permutation(len(sources))
