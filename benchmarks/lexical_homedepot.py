@@ -207,13 +207,13 @@ def main() -> int:  # noqa: C901 (one linear script)
         spans = r.generated_spans(queries)
         flat = [list(s) for row in spans for s in row]
         invalid[name] = {"spans": len(flat), "invalid": int((r.index_.count(flat) == 0).sum())}
-    boot = {k: paired_bootstrap(per_query_recall(result, "lexical (SFT)", expected, k),
-                                per_query_recall(result, "lexical (SFT+DPO)", expected, k))
+    rec = {(m, k): per_query_recall(result, m, expected, k)
+           for m in ("lexical (SFT)", "lexical (SFT+DPO)", "bm25") for k in (10, 100)}  # fmt: skip
+    boot = {k: paired_bootstrap(rec["lexical (SFT)", k], rec["lexical (SFT+DPO)", k])
             for k in (10, 100)}  # fmt: skip
     # the tail target (lexical tail R@100 >= BM25's): the same paired interval on tail queries
     tail = (ds.buckets().reindex(result.query_ids) == "tail").to_numpy()
-    tail_boot = {k: paired_bootstrap(per_query_recall(result, "bm25", expected, k)[tail],
-                                     per_query_recall(result, "lexical (SFT+DPO)", expected, k)[tail])
+    tail_boot = {k: paired_bootstrap(rec["bm25", k][tail], rec["lexical (SFT+DPO)", k][tail])
                  | {"n_queries": int(tail.sum())}
                  for k in (10, 100)}  # fmt: skip
     extra = {
